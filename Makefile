@@ -1,0 +1,27 @@
+# The two commands: `make run` and `make test`. Everything else serves them.
+PRESET ?= release
+BUILD_DIR := build/$(PRESET)
+BINARY := $(BUILD_DIR)/concertd
+
+.PHONY: deps build run test unit e2e bench clean
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@[ -f $(BUILD_DIR)/build.ninja ] || cmake --preset $(PRESET) >/dev/null
+	cmake --build --preset $(PRESET)
+
+run: build
+	mkdir -p var
+	$(BINARY)
+
+unit: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+
+e2e: build
+	scripts/test-e2e.sh $(BINARY)
+
+test: unit e2e
+
+clean:
+	rm -rf build

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the black-box end-to-end suite (tests/e2e) against a built concertd.
+#   scripts/test-e2e.sh [path/to/concertd] [extra pytest arguments...]
+# Creates or updates .venv from tests/e2e/requirements.txt (fast when nothing changed).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+binary="${1:-$root/build/release/concertd}"
+shift || true
+if [ ! -x "$binary" ]; then
+  echo "test-e2e: no executable concertd at $binary" >&2
+  exit 2
+fi
+binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
+
+venv="$root/.venv"
+requirements="$root/tests/e2e/requirements.txt"
+stamp="$venv/.e2e-requirements.sha256"
+want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+fi
+
+export CONCERTD_BINARY="$binary"
+cd "$root"
+# Each test has its own timeout (pytest.ini); the whole run has one too.
+exec timeout --kill-after=30 1200 "$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "$@"

@@ -1,0 +1,25 @@
+// Concerts, schedules and seat maps on SQLite. Reads run on reader connections.
+#pragma once
+
+#include "adapters/sqlite/sqlite_database.hpp"
+#include "app/ports/storage.hpp"
+
+namespace concertd::sqlite {
+
+class SqliteCatalogStore final : public app::CatalogStore, public app::StorageHealth {
+public:
+    explicit SqliteCatalogStore(SqliteDatabase& db) : db_(db) {}
+    app::Task<std::vector<domain::Concert>> list_concerts() override;
+    app::Task<std::optional<std::vector<domain::ScheduleSummary>>> list_schedules(
+        domain::ConcertId concert) override;
+    app::Task<std::optional<domain::SeatMap>> seat_map(domain::ScheduleId schedule) override;
+    app::Task<app::CreatedConcert> create_concert(app::NewConcert concert,
+                                                  domain::TimePoint now) override;
+    app::Task<bool> has_concerts() override;
+    app::Task<bool> ping() override;
+
+private:
+    SqliteDatabase& db_;
+};
+
+}  // namespace concertd::sqlite

@@ -1,0 +1,105 @@
+#include "app/background_jobs.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdio>
+
+namespace concertd::app {
+
+namespace {
+
+Task<void> pause(std::chrono::milliseconds duration) {
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, duration);
+    co_await timer.async_wait(boost::asio::use_awaitable);
+}
+
+void report_failure(const char* job, const std::exception& error) {
+    // stderr, not spdlog: app stays free of the logging library; main routes stderr.
+    std::fprintf(stderr, "concertd: %s failed, will retry: %s\n", job, error.what());
+}
+
+}  // namespace
+
+void BackgroundJobs::start(boost::asio::any_io_executor executor) {
+    boost::asio::co_spawn(executor, admission_loop(), boost::asio::detached);
+    boost::asio::co_spawn(executor, sweep_loop(), boost::asio::detached);
+    boost::asio::co_spawn(executor, relay_loop(), boost::asio::detached);
+}
+
+Task<std::int64_t> BackgroundJobs::admit_once() {
+    auto admitted = co_await ports_.queue.admit(ports_.clock.now());
+    ports_.stats.tokens_admitted.add(static_cast<std::uint64_t>(admitted));
+    co_return admitted;
+}
+
+Task<std::size_t> BackgroundJobs::sweep_once() {
+    auto expired = co_await ports_.reservations.expire_due(ports_.clock.now(), intervals_.sweep_batch);
+    for (const auto& reservation : expired) {
+        co_await ports_.cache.invalidate(reservation.concert_id, reservation.schedule_id);
+    }
+    ports_.stats.holds_expired.add(expired.size());
+    co_return expired.size();
+}
+
+Task<std::size_t> BackgroundJobs::relay_once() {
+    auto batch = co_await outbox_.unpublished(intervals_.relay_batch);
+    if (batch.empty()) co_return 0;
+    co_await bus_.publish(batch);
+    std::vector<std::int64_t> sequences;
+    sequences.reserve(batch.size());
+    for (const auto& event : batch) sequences.push_back(event.sequence);
+    co_await outbox_.mark_published(std::move(sequences), ports_.clock.now());
+    ports_.stats.events_published.add(batch.size());
+    co_return batch.size();
+}
+
+Task<void> BackgroundJobs::admission_loop() {
+    while (!stopping_) {
+        auto wait = intervals_.admission;
+        try {
+            co_await admit_once();
+        } catch (const std::exception& error) {
+            report_failure("queue admission", error);
+            wait = intervals_.after_failure;
+        }
+        co_await pause(wait);
+    }
+}
+
+Task<void> BackgroundJobs::sweep_loop() {
+    while (!stopping_) {
+        auto wait = intervals_.sweep;
+        try {
+            // A full batch means more are due: go again at once.
+            if (co_await sweep_once() == static_cast<std::size_t>(intervals_.sweep_batch)) continue;
+        } catch (const std::exception& error) {
+            report_failure("hold expiry sweep", error);
+            wait = intervals_.after_failure;
+        }
+        co_await pause(wait);
+    }
+}
+
+Task<void> BackgroundJobs::relay_loop() {
+    while (!stopping_) {
+        auto wait = intervals_.relay_idle;
+        try {
+            if (co_await relay_once() > 0) continue;
+        } catch (const std::exception& error) {
+            report_failure("outbox relay", error);
+            wait = intervals_.after_failure;
+        }
+        co_await pause(wait);
+    }
+}
+
+Task<void> SalesLedgerConsumer::consume(const Event& event) {
+    if (event.type == event_type::kPaymentCompleted) {
+        if (co_await store_.record_sale(event)) stats_.events_consumed.add();
+    }
+}
+
+}  // namespace concertd::app

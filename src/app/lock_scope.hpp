@@ -1,0 +1,39 @@
+// The `distributed` strategy's frame: take the named lock, run the transaction, release the
+// lock whatever happened. A wait that runs out changes nothing and answers kRateLimited.
+#pragma once
+
+#include <exception>
+#include <optional>
+#include <string>
+
+#include "app/services.hpp"
+
+namespace concertd::app {
+
+template <class T, class Work>
+Task<Result<T>> run_under_lock(Ports& ports, std::string key, Work work) {
+    auto lease = co_await ports.lock.acquire(std::move(key), ports.settings.lock_wait);
+    if (!lease) {
+        ports.stats.lock_timeouts.add();
+        co_return Refusal{Rejection::kRateLimited, "resource is busy, retry shortly"};
+    }
+    std::exception_ptr failure;
+    std::optional<Result<T>> result;
+    try {
+        result.emplace(co_await work());
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await ports.lock.release(std::move(*lease));  // no co_await inside a catch block
+    if (failure) std::rethrow_exception(failure);
+    co_return std::move(*result);
+}
+
+inline std::string seat_lock_key(ScheduleId schedule, SeatNo seat_no) {
+    return "seat:" + std::to_string(schedule) + ":" + std::to_string(seat_no);
+}
+
+// Charges and payments of one user share the wallet's lock.
+inline std::string wallet_lock_key(UserId user) { return "wallet:" + std::to_string(user); }
+
+}  // namespace concertd::app

@@ -1,0 +1,42 @@
+// The read cache of dates and seat maps. Entries hold raw state (stored status and hold expiry),
+// so a hold that passes its time reads as AVAILABLE without any invalidation. Writes that change
+// a schedule invalidate it; a loader stores only if no invalidation happened since it looked
+// (the generation check), so a slow loader never puts back a state older than a commit.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "domain/types.hpp"
+
+namespace concertd::app {
+
+template <class T>
+struct CacheLookup {
+    std::shared_ptr<const T> value;  // null on a miss
+    std::uint64_t generation = 0;    // pass back to put()
+};
+
+using ScheduleList = std::vector<domain::ScheduleSummary>;
+
+class CatalogCache {
+public:
+    virtual ~CatalogCache() = default;
+    virtual boost::asio::awaitable<CacheLookup<domain::SeatMap>> seat_map(
+        domain::ScheduleId schedule) = 0;
+    virtual boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
+                                                      std::shared_ptr<const domain::SeatMap> map,
+                                                      std::uint64_t generation) = 0;
+    virtual boost::asio::awaitable<CacheLookup<ScheduleList>> schedules(
+        domain::ConcertId concert) = 0;
+    virtual boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
+                                                       std::shared_ptr<const ScheduleList> list,
+                                                       std::uint64_t generation) = 0;
+    // After a committed change to a schedule's seats (hold, expiry, sale) or a concert's dates.
+    virtual boost::asio::awaitable<void> invalidate(domain::ConcertId concert,
+                                                    domain::ScheduleId schedule) = 0;
+};
+
+}  // namespace concertd::app

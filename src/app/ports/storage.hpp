@@ -1,0 +1,141 @@
+// Storage ports: what the use cases need from a database. Each call is one transaction; a call
+// either commits all of its change (with its outbox events) or none of it. Calls throw
+// domain::DependencyUnavailable when the database cannot be reached.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/strategy.hpp"
+#include "domain/outcome.hpp"
+#include "domain/types.hpp"
+
+namespace concertd::app {
+
+template <class T>
+using Task = boost::asio::awaitable<T>;
+
+using namespace concertd::domain;  // NOLINT: the product's words are the app's vocabulary
+
+struct NewSchedule {
+    TimePoint starts_at;
+    std::int32_t seat_count = 0;
+    Won price_won = 0;
+};
+
+struct NewConcert {
+    std::string title;
+    std::vector<NewSchedule> schedules;
+};
+
+struct CreatedConcert {
+    ConcertId concert_id = 0;
+    std::vector<ScheduleId> schedule_ids;
+};
+
+class CatalogStore {
+public:
+    virtual ~CatalogStore() = default;
+    virtual Task<std::vector<Concert>> list_concerts() = 0;
+    // Every schedule of the concert (past ones too; the caller filters by time).
+    // nullopt when the concert does not exist.
+    virtual Task<std::optional<std::vector<ScheduleSummary>>> list_schedules(ConcertId concert) = 0;
+    // nullopt when the schedule does not exist. Seats ordered by seat number.
+    virtual Task<std::optional<SeatMap>> seat_map(ScheduleId schedule) = 0;
+    virtual Task<CreatedConcert> create_concert(NewConcert concert, TimePoint now) = 0;
+    virtual Task<bool> has_concerts() = 0;
+};
+
+struct HoldCommand {
+    UserId user_id = 0;
+    ScheduleId schedule_id = 0;
+    SeatNo seat_no = 0;
+    TimePoint now;
+    TimePoint expires_at;
+    Strategy strategy = Strategy::kOptimistic;
+};
+
+class ReservationStore {
+public:
+    virtual ~ReservationStore() = default;
+    // Holds the seat, or refuses with kNotFound (no such schedule or seat) or kSeatUnavailable.
+    // A stale hold on the seat is resolved EXPIRED in the same transaction.
+    virtual Task<Result<Reservation>> hold(HoldCommand command) = 0;
+    virtual Task<std::optional<Reservation>> find(ReservationId id) = 0;
+    // Resolves up to `batch` HELD reservations whose time has passed as EXPIRED, frees their
+    // seats and writes reservation.expired events. Returns what it expired.
+    virtual Task<std::vector<Reservation>> expire_due(TimePoint now, int batch) = 0;
+};
+
+struct ChargeCommand {
+    UserId user_id = 0;
+    Won amount_won = 0;
+    TimePoint now;
+    Strategy strategy = Strategy::kDistributed;
+};
+
+class WalletStore {
+public:
+    virtual ~WalletStore() = default;
+    // New balance, or kBalanceLimitExceeded.
+    virtual Task<Result<Won>> charge(ChargeCommand command) = 0;
+    virtual Task<Won> balance(UserId user) = 0;
+    // Newest first.
+    virtual Task<std::vector<WalletEntry>> history(UserId user, int limit) = 0;
+};
+
+struct PayCommand {
+    UserId user_id = 0;
+    ReservationId reservation_id = 0;
+    std::optional<std::string> idempotency_key;
+    TimePoint now;
+    Strategy strategy = Strategy::kDistributed;
+};
+
+struct PaymentReceipt {
+    Payment payment;
+    Reservation reservation;  // as confirmed
+    bool replayed = false;    // answered from the idempotency key
+};
+
+class PaymentStore {
+public:
+    virtual ~PaymentStore() = default;
+    // Pays the reservation in one transaction, or refuses with kNotFound, kForbidden,
+    // kReservationExpired, kReservationNotPayable, kInsufficientBalance or kIdempotencyConflict.
+    // A key seen before with the same user and reservation replays the first payment.
+    virtual Task<Result<PaymentReceipt>> pay(PayCommand command) = 0;
+    // The payment stored under `key`: nullopt when the key is unknown, kIdempotencyConflict when
+    // it was used for another user or reservation.
+    virtual Task<std::optional<Result<PaymentReceipt>>> replay(std::string key, UserId user,
+                                                               ReservationId reservation) = 0;
+};
+
+class OutboxStore {
+public:
+    virtual ~OutboxStore() = default;
+    // Oldest first.
+    virtual Task<std::vector<Event>> unpublished(int limit) = 0;
+    virtual Task<void> mark_published(std::vector<std::int64_t> sequences, TimePoint now) = 0;
+    virtual Task<std::int64_t> unpublished_count() = 0;
+};
+
+// The store of the sales ledger consumer: one row per completed payment, once per event id.
+class SalesLedgerStore {
+public:
+    virtual ~SalesLedgerStore() = default;
+    // Records the sale unless this event id was processed before; false when it was.
+    virtual Task<bool> record_sale(const Event& event) = 0;
+};
+
+// Is the database reachable (for /readyz)?
+class StorageHealth {
+public:
+    virtual ~StorageHealth() = default;
+    virtual Task<bool> ping() = 0;
+};
+
+}  // namespace concertd::app

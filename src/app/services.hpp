@@ -1,0 +1,133 @@
+// The use cases, one class per part of the product. Each validates what the domain rules say,
+// talks to its ports, and returns a Result; handlers only translate HTTP to these calls.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app/ports/catalog_cache.hpp"
+#include "app/ports/clock.hpp"
+#include "app/ports/distributed_lock.hpp"
+#include "app/ports/storage.hpp"
+#include "app/ports/waiting_queue.hpp"
+#include "app/stats.hpp"
+#include "app/strategy.hpp"
+
+namespace concertd::app {
+
+struct ServiceSettings {
+    std::chrono::seconds hold_duration{300};
+    StrategyChoice strategies;
+    std::chrono::milliseconds lock_wait{2000};  // `distributed`: longest wait for a lock
+    std::optional<std::string> admin_key;       // unset: the admin API refuses every call
+};
+
+// The ports and settings every use case shares.
+struct Ports {
+    CatalogStore& catalog;
+    ReservationStore& reservations;
+    WalletStore& wallets;
+    PaymentStore& payments;
+    WaitingQueue& queue;
+    DistributedLock& lock;
+    CatalogCache& cache;
+    const ClockPort& clock;
+    AppStats& stats;
+    ServiceSettings settings;
+};
+
+class QueueService {
+public:
+    explicit QueueService(Ports& ports) : ports_(ports) {}
+    Task<Result<IssuedTicket>> issue(UserId user);
+    // The token's state for its holder (any live token). kQueueTokenMissing / kQueueTokenInvalid.
+    Task<Result<QueueTicket>> current(std::optional<std::string_view> token);
+    // The gate of every ACTIVE-only endpoint, on a ticket from current(). When `user` is given,
+    // the token must be that user's. Precedence: other user (kForbidden), still waiting
+    // (kQueueNotActive).
+    static std::optional<Refusal> check_active(const QueueTicket& ticket,
+                                               std::optional<UserId> user);
+
+private:
+    Ports& ports_;
+};
+
+struct ConcertSchedules {
+    ConcertId concert_id = 0;
+    std::vector<ScheduleSummary> schedules;  // future ones, by start time
+};
+
+class CatalogService {
+public:
+    explicit CatalogService(Ports& ports) : ports_(ports) {}
+    Task<std::vector<Concert>> concerts();
+    Task<Result<ConcertSchedules>> schedules(ConcertId concert);
+    Task<Result<std::shared_ptr<const SeatMap>>> seat_map(ScheduleId schedule);
+
+private:
+    Ports& ports_;
+};
+
+class ReservationService {
+public:
+    explicit ReservationService(Ports& ports) : ports_(ports) {}
+    Task<Result<Reservation>> hold(UserId user, ScheduleId schedule, SeatNo seat_no);
+    Task<Result<Reservation>> find(ReservationId id);
+
+private:
+    Ports& ports_;
+};
+
+class WalletService {
+public:
+    explicit WalletService(Ports& ports) : ports_(ports) {}
+    Task<Result<Won>> charge(UserId user, Won amount);
+    Task<Result<Won>> balance(UserId user);
+    Task<Result<std::vector<WalletEntry>>> history(UserId user, int limit);
+
+private:
+    Ports& ports_;
+};
+
+class PaymentService {
+public:
+    explicit PaymentService(Ports& ports) : ports_(ports) {}
+    Task<Result<PaymentReceipt>> pay(UserId user, ReservationId reservation,
+                                     std::optional<std::string> idempotency_key);
+    // The payment an earlier request stored under `key`, answered before the token gate
+    // because that payment expired the token. nullopt when the key is new.
+    Task<std::optional<Result<PaymentReceipt>>> replay(std::string key, UserId user,
+                                                       ReservationId reservation);
+
+private:
+    Ports& ports_;
+};
+
+class AdminService {
+public:
+    explicit AdminService(Ports& ports) : ports_(ports) {}
+    // Checks the Admin-Key in constant time; kAdminKeyInvalid when unset or wrong.
+    std::optional<Refusal> authorize(std::optional<std::string_view> admin_key) const;
+    Task<Result<CreatedConcert>> create_concert(NewConcert concert);
+
+private:
+    Ports& ports_;
+};
+
+// Everything the HTTP adapter calls.
+struct Services {
+    explicit Services(Ports& p)
+        : queue(p), catalog(p), reservations(p), wallets(p), payments(p), admin(p) {}
+    QueueService queue;
+    CatalogService catalog;
+    ReservationService reservations;
+    WalletService wallets;
+    PaymentService payments;
+    AdminService admin;
+};
+
+}  // namespace concertd::app

@@ -1,0 +1,153 @@
+// concertd: reads the configuration, wires the adapters to the use cases, serves until SIGTERM.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <iostream>
+#include <thread>
+
+#include "adapters/http/api_handlers.hpp"
+#include "adapters/http/http_metrics.hpp"
+#include "adapters/http/ops_handlers.hpp"
+#include "adapters/http/router.hpp"
+#include "adapters/http/server.hpp"
+#include "adapters/memory/catalog_cache.hpp"
+#include "adapters/memory/distributed_lock.hpp"
+#include "adapters/memory/event_bus.hpp"
+#include "adapters/memory/waiting_queue.hpp"
+#include "adapters/sqlite/sqlite_catalog_store.hpp"
+#include "adapters/sqlite/sqlite_database.hpp"
+#include "adapters/sqlite/sqlite_outbox_store.hpp"
+#include "adapters/sqlite/sqlite_payment_store.hpp"
+#include "adapters/sqlite/sqlite_reservation_store.hpp"
+#include "adapters/sqlite/sqlite_wallet_store.hpp"
+#include "app/background_jobs.hpp"
+#include "wiring/config.hpp"
+#include "wiring/demo_data.hpp"
+
+namespace {
+
+using namespace concertd;
+
+constexpr int kSqliteReaderThreads = 2;
+
+void print_routes() {
+    for (const auto& list : {http::ApiHandlers::routes(), http::OpsHandlers::routes()}) {
+        for (const auto& route : list) {
+            std::cout << boost::beast::http::to_string(route.method) << ' ' << route.pattern << '\n';
+        }
+    }
+}
+
+// Runs `task` to completion on a private io_context (used before the server starts).
+template <class T>
+T run_now(boost::asio::awaitable<T> task) {
+    boost::asio::io_context context;
+    auto future = boost::asio::co_spawn(context, std::move(task), boost::asio::use_future);
+    context.run();
+    return future.get();
+}
+
+int serve(const wiring::Config& config) {
+    sqlite::SqliteDatabase database(config.sqlite_path(), kSqliteReaderThreads);
+    app::AppStats stats;
+    app::SystemClock clock;
+    sqlite::SqliteCatalogStore catalog(database);
+    sqlite::SqliteReservationStore reservations(database, stats);
+    sqlite::SqliteWalletStore wallets(database, stats);
+    sqlite::SqlitePaymentStore payments(database, stats);
+    sqlite::SqliteOutboxStore outbox(database);
+    sqlite::SqliteSalesLedgerStore ledger(database);
+
+    memory::MemoryWaitingQueue queue(config.queue, clock);
+    memory::MemoryDistributedLock lock;
+    memory::MemoryCatalogCache cache;
+    app::SalesLedgerConsumer ledger_consumer(ledger, stats);
+    memory::MemoryEventBus bus({&ledger_consumer});
+
+    app::ServiceSettings settings;
+    settings.hold_duration = std::chrono::seconds(config.hold_seconds);
+    settings.strategies = config.strategies;
+    settings.admin_key = config.admin_key;
+    app::Ports ports{catalog, reservations, wallets, payments, queue, lock, cache, clock, stats, settings};
+    app::Services services(ports);
+
+    if (config.demo_data && run_now(wiring::seed_demo_data(catalog, clock.now()))) {
+        spdlog::info("seeded demo concerts");
+    }
+
+    http::Router router;
+    http::ApiHandlers api(services);
+    api.add_routes(router);
+    http::OpsHandlers ops({nullptr, stats, queue, outbox, catalog});
+    ops.add_routes(router);
+    http::HttpMetrics http_metrics(http::route_labels(router));
+    ops.set_http_metrics(http_metrics);
+
+    http::ServerOptions options;
+    options.host = config.listen_host;
+    options.port = config.listen_port;
+    options.threads = config.threads;
+    http::HttpServer server(options, router, http_metrics);
+    try {
+        server.listen();
+    } catch (const std::exception& error) {
+        throw std::runtime_error(std::string("CONCERTD_LISTEN: ") + error.what());
+    }
+
+    // Admission, expiry sweep and outbox relay run on their own thread, off the I/O threads.
+    boost::asio::io_context background;
+    auto background_guard = boost::asio::make_work_guard(background);
+    app::BackgroundJobs jobs(ports, outbox, bus);
+    jobs.start(background.get_executor());
+    std::thread background_thread([&background] { background.run(); });
+
+    spdlog::info("concertd serving: database {}, strategies seat={} points={} payment={}",
+                 config.database_url,
+                 app::to_string(config.strategies.seat_hold),
+                 app::to_string(config.strategies.point_charge),
+                 app::to_string(config.strategies.payment));
+    server.run();  // until SIGINT/SIGTERM, then drains in-flight requests
+
+    jobs.stop();
+    background_guard.reset();
+    background.stop();
+    background_thread.join();
+    spdlog::info("concertd stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App cli{"concertd: concert seat reservation service"};
+    std::optional<std::string> config_file;
+    bool list_routes = false;
+    cli.add_option("--config", config_file, "KEY=VALUE file of CONCERTD_* settings (the environment wins)");
+    cli.add_flag("--list-routes", list_routes, "print the HTTP routes and exit");
+    CLI11_PARSE(cli, argc, argv);
+    if (list_routes) {
+        print_routes();
+        return 0;
+    }
+
+    spdlog::set_default_logger(spdlog::stderr_color_mt("concertd"));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+
+    wiring::Config config;
+    try {
+        config = wiring::parse_config(wiring::collect_settings(config_file));
+    } catch (const wiring::ConfigError& error) {
+        std::cerr << "concertd: configuration error: " << error.what() << '\n';
+        return 2;
+    }
+    try {
+        return serve(config);
+    } catch (const std::exception& error) {
+        std::cerr << "concertd: cannot start: " << error.what() << '\n';
+        return 1;
+    }
+}

@@ -1,0 +1,139 @@
+#include "wiring/config.hpp"
+
+#include <charconv>
+#include <fstream>
+#include <thread>
+
+extern char** environ;
+
+namespace concertd::wiring {
+
+namespace {
+
+std::int64_t parse_integer(const std::string& name, const std::string& text, std::int64_t min,
+                           std::int64_t max) {
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
+        throw ConfigError(name + " must be an integer from " + std::to_string(min) + " to " +
+                          std::to_string(max) + ", got '" + text + "'");
+    }
+    return value;
+}
+
+bool parse_bool(const std::string& name, const std::string& text) {
+    if (text == "true" || text == "1" || text == "yes") return true;
+    if (text == "false" || text == "0" || text == "no") return false;
+    throw ConfigError(name + " must be true or false, got '" + text + "'");
+}
+
+app::Strategy parse_strategy_setting(const std::string& name, const std::string& text,
+                                     bool atomic_allowed) {
+    auto strategy = app::parse_strategy(text);
+    if (!strategy || (*strategy == app::Strategy::kAtomic && !atomic_allowed)) {
+        throw ConfigError(name + " must be one of pessimistic, optimistic, distributed" +
+                          (atomic_allowed ? ", atomic" : "") + ", got '" + text + "'");
+    }
+    return *strategy;
+}
+
+void parse_listen(Config& config, const std::string& text) {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+        throw ConfigError("CONCERTD_LISTEN must be host:port, got '" + text + "'");
+    }
+    config.listen_host = text.substr(0, colon);
+    if (config.listen_host.size() > 2 && config.listen_host.front() == '[') {
+        config.listen_host = config.listen_host.substr(1, config.listen_host.size() - 2);
+    }
+    config.listen_port = static_cast<std::uint16_t>(
+        parse_integer("CONCERTD_LISTEN port", text.substr(colon + 1), 0, 65535));
+}
+
+}  // namespace
+
+std::string Config::sqlite_path() const {
+    std::string_view url = database_url;
+    url.remove_prefix(std::string_view("sqlite:").size());
+    if (url.starts_with("//")) url.remove_prefix(2);  // sqlite:///abs/path and sqlite://rel
+    return std::string(url);
+}
+
+Config parse_config(const std::map<std::string, std::string>& values) {
+    Config config;
+    config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    auto get = [&](const char* name) -> const std::string* {
+        auto found = values.find(name);
+        return found == values.end() ? nullptr : &found->second;
+    };
+    if (auto v = get("CONCERTD_LISTEN")) parse_listen(config, *v);
+    if (auto v = get("CONCERTD_DATABASE_URL")) {
+        config.database_url = *v;
+        if (!config.database_url.starts_with("sqlite:") || config.sqlite_path().empty()) {
+            throw ConfigError(
+                "CONCERTD_DATABASE_URL must be sqlite:PATH (postgresql:// and mysql:// are not "
+                "built into this version), got '" + *v + "'");
+        }
+    }
+    if (auto v = get("CONCERTD_REDIS_URL"); v && !v->empty()) {
+        throw ConfigError("CONCERTD_REDIS_URL: the Redis back end is not built into this version");
+    }
+    if (auto v = get("CONCERTD_KAFKA_BROKERS"); v && !v->empty()) {
+        throw ConfigError("CONCERTD_KAFKA_BROKERS: the Kafka bus is not built into this version");
+    }
+    if (auto v = get("CONCERTD_ADMIN_KEY"); v && !v->empty()) config.admin_key = *v;
+    if (auto v = get("CONCERTD_DEMO_DATA")) config.demo_data = parse_bool("CONCERTD_DEMO_DATA", *v);
+    if (auto v = get("CONCERTD_HOLD_SECONDS")) {
+        config.hold_seconds = parse_integer("CONCERTD_HOLD_SECONDS", *v, 1, 86400);
+    }
+    if (auto v = get("CONCERTD_QUEUE_ADMIT_PER_SECOND")) {
+        config.queue.admit_per_second = parse_integer("CONCERTD_QUEUE_ADMIT_PER_SECOND", *v, 1, 1'000'000);
+    }
+    if (auto v = get("CONCERTD_QUEUE_MAX_ACTIVE")) {
+        config.queue.max_active = parse_integer("CONCERTD_QUEUE_MAX_ACTIVE", *v, 1, 10'000'000);
+    }
+    if (auto v = get("CONCERTD_QUEUE_ACTIVE_TTL_SECONDS")) {
+        config.queue.active_ttl_seconds = parse_integer("CONCERTD_QUEUE_ACTIVE_TTL_SECONDS", *v, 1, 86400);
+    }
+    if (auto v = get("CONCERTD_QUEUE_WAITING_TTL_SECONDS")) {
+        config.queue.waiting_ttl_seconds = parse_integer("CONCERTD_QUEUE_WAITING_TTL_SECONDS", *v, 1, 86400);
+    }
+    if (auto v = get("CONCERTD_LOCK_SEAT")) {
+        config.strategies.seat_hold = parse_strategy_setting("CONCERTD_LOCK_SEAT", *v, true);
+    }
+    if (auto v = get("CONCERTD_LOCK_POINTS")) {
+        config.strategies.point_charge = parse_strategy_setting("CONCERTD_LOCK_POINTS", *v, false);
+    }
+    if (auto v = get("CONCERTD_LOCK_PAYMENT")) {
+        config.strategies.payment = parse_strategy_setting("CONCERTD_LOCK_PAYMENT", *v, false);
+    }
+    if (auto v = get("CONCERTD_THREADS")) {
+        config.threads = static_cast<int>(parse_integer("CONCERTD_THREADS", *v, 1, 256));
+    }
+    return config;
+}
+
+std::map<std::string, std::string> collect_settings(const std::optional<std::string>& file) {
+    std::map<std::string, std::string> values;
+    if (file) {
+        std::ifstream in(*file);
+        if (!in) throw ConfigError("--config: cannot read " + *file);
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.empty() || line[0] == '#') continue;
+            auto eq = line.find('=');
+            if (eq == std::string::npos) throw ConfigError("--config: not KEY=VALUE: " + line);
+            values[line.substr(0, eq)] = line.substr(eq + 1);
+        }
+    }
+    for (char** entry = environ; *entry; ++entry) {
+        std::string_view text(*entry);
+        if (!text.starts_with("CONCERTD_")) continue;
+        auto eq = text.find('=');
+        if (eq == std::string_view::npos) continue;
+        values[std::string(text.substr(0, eq))] = std::string(text.substr(eq + 1));
+    }
+    return values;
+}
+
+}  // namespace concertd::wiring

@@ -1,0 +1,485 @@
+"""What the end-to-end tests share: a concertd process (`Server`), a pool of them keyed by their
+settings (`ServerPool`), the API flow (`Api`), response checks and a barrier-started thread pool.
+
+The suite is black-box: it knows SPEC.md, docs/api-decisions.md and the SQLite schema in
+migrations/sqlite/0001_init.sql, never the implementation.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import itertools
+import os
+import pathlib
+import random
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Iterable
+
+import requests
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+ADMIN_KEY = "e2e-admin-key-0123456789"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+TOKEN_STATES = {"WAITING", "ACTIVE"}
+
+# Settings of the plain tests: no demo data, an admin key, and a queue that admits at once.
+DEFAULT_ENV = {
+    "CONCERTD_DEMO_DATA": "false",
+    "CONCERTD_ADMIN_KEY": ADMIN_KEY,
+    "CONCERTD_QUEUE_ADMIT_PER_SECOND": "100000",
+    "CONCERTD_QUEUE_MAX_ACTIVE": "100000",
+    "CONCERTD_THREADS": "2",
+}
+
+SEAT_STRATEGIES = ["pessimistic", "optimistic", "distributed", "atomic"]
+LOCK_STRATEGIES = ["pessimistic", "optimistic", "distributed"]
+
+# Servers that a test talked to; conftest prints their logs when the test fails.
+TOUCHED: "OrderedDict[int, Server]" = OrderedDict()
+
+
+def binary_path() -> str:
+    return os.environ.get("CONCERTD_BINARY") or str(REPO / "build" / "release" / "concertd")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_environ() -> dict[str, str]:
+    """The test process's environment without any CONCERTD_* setting of its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CONCERTD_")}
+
+
+# ---------------------------------------------------------------------------------------------
+# time helpers
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def days_from_now(days: float) -> str:
+    return iso(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days))
+
+
+def parse_iso(text: str) -> dt.datetime:
+    assert isinstance(text, str) and ISO_Z.match(text), f"not an ISO 8601 UTC 'Z' time: {text!r}"
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# response checks
+
+def body_of(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text
+
+
+def describe(resp: requests.Response) -> str:
+    req = resp.request
+    return f"{req.method} {req.path_url} -> {resp.status_code} {resp.text[:500]!r}"
+
+
+def assert_json_content_type(resp: requests.Response) -> None:
+    ctype = resp.headers.get("Content-Type", "")
+    assert ctype.lower().replace(" ", "") == JSON_CONTENT_TYPE.replace(" ", ""), (
+        f"Content-Type {ctype!r}, expected {JSON_CONTENT_TYPE!r}: {describe(resp)}")
+
+
+def expect(resp: requests.Response, status: int) -> Any:
+    """Asserts the status and the JSON content type; returns the parsed body."""
+    assert resp.status_code == status, f"expected {status}: {describe(resp)}"
+    assert_json_content_type(resp)
+    return resp.json()
+
+
+def expect_error(resp: requests.Response, status: int, code: str | Iterable[str]) -> dict:
+    """Asserts an error of SPEC §3: the status and {"error":{"code","message"}}."""
+    codes = {code} if isinstance(code, str) else set(code)
+    assert resp.status_code == status, f"expected {status} {codes}: {describe(resp)}"
+    assert_json_content_type(resp)
+    body = resp.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"not an error body: {body}"
+    err = body["error"]
+    assert err.get("code") in codes, f"expected code {codes}: {describe(resp)}"
+    assert isinstance(err.get("message"), str) and err["message"], f"error without message: {body}"
+    return err
+
+
+def error_code(resp: requests.Response) -> str | None:
+    try:
+        body = resp.json()
+        return body["error"]["code"]
+    except Exception:  # noqa: BLE001 - any non-error body
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the server process
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+class Server:
+    """One concertd process with its own port, work dir and SQLite file.
+
+    It can be stopped with SIGTERM or SIGKILL and started again on the same database.
+    """
+
+    _counter = itertools.count(1)
+
+    def __init__(self, env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
+                 name: str | None = None):
+        self.number = next(Server._counter)
+        self.name = name or f"concertd-{self.number}"
+        self.workdir = pathlib.Path(workdir) if workdir else pathlib.Path(
+            tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.workdir / "concert.db"
+        self.overrides = dict(env or {})
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / "concertd.log"
+        self.starts = 0
+        self._local = threading.local()
+
+    # -- process control ----------------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        env = clean_environ()
+        env.update(DEFAULT_ENV)
+        env["CONCERTD_DATABASE_URL"] = f"sqlite:{self.db_path}"
+        for k, v in self.overrides.items():
+            if v is None:
+                env.pop(k, None)  # None: leave the setting to the server's default
+            else:
+                env[k] = str(v)
+        env["CONCERTD_LISTEN"] = f"127.0.0.1:{self.port}"
+        return env
+
+    def start(self, timeout: float = 20.0) -> "Server":
+        assert not self.running, "already running"
+        last_error = None
+        for _attempt in range(3):
+            if self.port is None or _attempt > 0:
+                self.port = free_port()
+            self.starts += 1
+            log = open(self.log_path, "ab")
+            log.write(f"\n===== start #{self.starts} on port {self.port} =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen([binary_path()], env=self.environment(), cwd=self.workdir,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            log.close()
+            try:
+                self._wait_healthy(timeout)
+                TOUCHED[id(self)] = self
+                return self
+            except ServerStartError as exc:
+                last_error = exc
+                text = self.log_tail(40).lower()
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                if "in use" not in text and "bind" not in text:
+                    break
+        raise last_error  # type: ignore[misc]
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerStartError(
+                    f"{self.name} exited with {self.proc.returncode} at start:\n{self.log_tail(40)}")
+            try:
+                r = requests.get(self.url("/healthz"), timeout=1)
+                if r.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.02)
+        raise ServerStartError(f"{self.name} not healthy within {timeout}s:\n{self.log_tail(40)}")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Sends `sig` and waits for the exit; returns the exit code (negative: killed by signal)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"{self.name} did not stop within {timeout}s after signal {sig}")
+        self._drop_sessions()
+        return self.proc.returncode
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL, timeout=10)
+
+    def restart(self, timeout: float = 20.0) -> "Server":
+        if self.running:
+            self.stop()
+        return self.start(timeout)
+
+    def close(self) -> None:
+        if self.running:
+            try:
+                self.stop(timeout=10)
+            except AssertionError:
+                pass
+
+    def _drop_sessions(self) -> None:
+        self._local = threading.local()
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            self._local.session = s
+        return s
+
+    def request(self, method: str, path: str, *, json: Any = None, data: Any = None,
+                headers: dict[str, str] | None = None, token: str | None = None,
+                admin: bool | str = False, allow_5xx: bool = False, timeout: float = 15.0,
+                session: requests.Session | None = None) -> requests.Response:
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Queue-Token"] = token
+        if admin:
+            hdrs["Admin-Key"] = ADMIN_KEY if admin is True else admin
+        TOUCHED[id(self)] = self
+        resp = (session or self.session()).request(method, self.url(path), json=json, data=data,
+                                                   headers=hdrs, timeout=timeout)
+        if not allow_5xx:
+            assert resp.status_code < 500, f"server error: {describe(resp)}"
+        return resp
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw) -> requests.Response:
+        return self.request("POST", path, json=json, **kw)
+
+    # -- database -----------------------------------------------------------------------------
+    def db(self) -> sqlite3.Connection:
+        """A read-only connection to the server's SQLite file (safe while it runs: WAL readers
+        do not block the writer)."""
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def db_query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        conn = self.db()
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+
+class ServerPool:
+    """Servers shared by the tests that need the same non-default settings; keeps a few alive."""
+
+    def __init__(self, base_dir: pathlib.Path, keep_alive: int = 3):
+        self.base_dir = base_dir
+        self.keep_alive = keep_alive
+        self.servers: "OrderedDict[tuple, Server]" = OrderedDict()
+
+    def get(self, **env: str) -> Server:
+        key = tuple(sorted((k, str(v)) for k, v in env.items()))
+        server = self.servers.get(key)
+        if server is not None and server.running:
+            self.servers.move_to_end(key)
+            return server
+        server = Server(dict(env), workdir=self._dir(), name=None)
+        server.start()
+        self.servers[key] = server
+        while sum(1 for s in self.servers.values() if s.running) > self.keep_alive:
+            _, oldest = next(iter(self.servers.items()))
+            oldest.close()
+            self.servers.popitem(last=False)
+        return server
+
+    def _dir(self) -> pathlib.Path:
+        return pathlib.Path(tempfile.mkdtemp(prefix="pool-", dir=self.base_dir))
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# the API flow
+
+_user_ids = itertools.count(random.randrange(1_000, 1_000_000) * 1_000)
+_user_lock = threading.Lock()
+
+
+def new_user_id() -> int:
+    with _user_lock:
+        return next(_user_ids)
+
+
+def schedule_spec(days: float = 30, seats: int = 50, price: int = 1000) -> dict:
+    return {"startsAt": days_from_now(days), "seatCount": seats, "price": price}
+
+
+class Api:
+    """The flow of SPEC §3 over one server."""
+
+    def __init__(self, server: Server):
+        self.s = server
+
+    # queue
+    def issue_token(self, user: int, **kw) -> requests.Response:
+        return self.s.post("/v1/queue/tokens", {"userId": user}, **kw)
+
+    def token_status(self, token: str, **kw) -> requests.Response:
+        return self.s.get("/v1/queue/tokens/current", token=token, **kw)
+
+    def active_token(self, user: int, timeout: float = 15.0, **kw) -> str:
+        r = self.issue_token(user, **kw)
+        assert r.status_code in (200, 201), describe(r)
+        token = r.json()["token"]
+        status = r.json()["status"]
+        deadline = time.monotonic() + timeout
+        while status != "ACTIVE":
+            assert time.monotonic() < deadline, f"token of user {user} not ACTIVE within {timeout}s"
+            time.sleep(0.02)
+            r = self.token_status(token, **kw)
+            assert r.status_code == 200, describe(r)
+            status = r.json()["status"]
+        return token
+
+    def active_tokens(self, users: list[int], workers: int = 16) -> dict[int, str]:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            tokens = list(pool.map(self.active_token, users))
+        return dict(zip(users, tokens))
+
+    def user_with_token(self) -> tuple[int, str]:
+        user = new_user_id()
+        return user, self.active_token(user)
+
+    # catalog
+    def create_concert(self, schedules: list[dict] | None = None, title: str | None = None) -> tuple[int, list[int]]:
+        body = {"title": title or f"E2E concert {new_user_id()}",
+                "schedules": schedules if schedules is not None else [schedule_spec()]}
+        r = self.s.post("/v1/admin/concerts", body, admin=True)
+        out = expect(r, 201)
+        assert is_int(out.get("concertId")) and out["concertId"] > 0, out
+        assert isinstance(out.get("scheduleIds"), list) and len(out["scheduleIds"]) == len(body["schedules"]), out
+        assert all(is_int(i) and i > 0 for i in out["scheduleIds"]), out
+        return out["concertId"], out["scheduleIds"]
+
+    def new_schedule(self, seats: int = 50, price: int = 1000, days: float = 30) -> int:
+        return self.create_concert([schedule_spec(days, seats, price)])[1][0]
+
+    def schedules(self, token: str, concert_id: int) -> list[dict]:
+        return expect(self.s.get(f"/v1/concerts/{concert_id}/schedules", token=token), 200)["schedules"]
+
+    def seats(self, token: str, schedule_id: int, **kw) -> list[dict]:
+        return expect(self.s.get(f"/v1/schedules/{schedule_id}/seats", token=token, **kw), 200)["seats"]
+
+    def seat_statuses(self, token: str, schedule_id: int) -> dict[int, str]:
+        return {s["seatNo"]: s["status"] for s in self.seats(token, schedule_id)}
+
+    # reservations
+    def hold(self, token: str, user: int, schedule_id: int, seat_no: int, **kw) -> requests.Response:
+        return self.s.post("/v1/reservations", {"userId": user, "scheduleId": schedule_id, "seatNo": seat_no},
+                           token=token, **kw)
+
+    def reservation(self, reservation_id: int, **kw) -> requests.Response:
+        return self.s.get(f"/v1/reservations/{reservation_id}", **kw)
+
+    def held(self, token: str, user: int, schedule_id: int, seat_no: int) -> dict:
+        return expect(self.hold(token, user, schedule_id, seat_no), 201)
+
+    # wallet
+    def charge(self, user: int, amount: int, **kw) -> requests.Response:
+        return self.s.post(f"/v1/users/{user}/points/charge", {"amount": amount}, **kw)
+
+    def charged(self, user: int, amount: int) -> int:
+        return expect(self.charge(user, amount), 200)["balance"]
+
+    def balance(self, user: int) -> int:
+        out = expect(self.s.get(f"/v1/users/{user}/points"), 200)
+        assert out["userId"] == user, out
+        return out["balance"]
+
+    def history(self, user: int, limit: int | None = None) -> list[dict]:
+        q = "" if limit is None else f"?limit={limit}"
+        out = expect(self.s.get(f"/v1/users/{user}/points/history{q}"), 200)
+        assert out["userId"] == user, out
+        return out["entries"]
+
+    # payments
+    def pay(self, token: str, user: int, reservation_id: int, key: str | None = None, **kw) -> requests.Response:
+        headers = dict(kw.pop("headers", {}) or {})
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return self.s.post("/v1/payments", {"userId": user, "reservationId": reservation_id},
+                           token=token, headers=headers, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# concurrency
+
+def run_concurrently(fn: Callable[..., Any], args_list: list[tuple], start_timeout: float = 60.0) -> list[Any]:
+    """Runs fn(*args) for every args in its own thread, all released at once by a barrier.
+    Returns the results in order; re-raises the first exception."""
+    n = len(args_list)
+    barrier = threading.Barrier(n, timeout=start_timeout)
+
+    def call(args):
+        barrier.wait()
+        return fn(*args)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        futures = [pool.submit(call, a) for a in args_list]
+        return [f.result() for f in futures]
+
+
+def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(interval)

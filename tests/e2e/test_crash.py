@@ -1,0 +1,231 @@
+"""kill -9 in the middle of a burst of holds, charges and payments; restart on the same SQLite
+file; check every invariant of SPEC §2 through HTTP and in the database itself (schema:
+migrations/sqlite/0001_init.sql). Nothing acknowledged may be lost, nothing may be half done, the
+outbox is relayed after the restart and the sales-ledger consumer acted once per payment."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+
+import pytest
+import requests
+
+from support import Api, expect, new_user_id, poll, schedule_spec
+
+pytestmark = [pytest.mark.crash, pytest.mark.slow]
+
+PRICE = 300
+
+
+class Ledger:
+    """What the clients saw: acknowledged operations and those whose outcome is unknown."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.charges_acked = Counter()     # user -> count of 200s
+        self.charges_unknown = Counter()   # user -> count of requests cut by the kill
+        self.holds = {}                    # reservationId -> (user, scheduleId, seatNo)
+        self.payments = {}                 # paymentId -> (user, reservationId, amount)
+        self.statuses = Counter()
+
+
+def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int], seats: int, stop: threading.Event):
+    rng = random.Random(user)
+    s = api.s
+    sess = requests.Session()
+    token = None
+
+    def call(method, path, **kw):
+        r = s.request(method, path, session=sess, allow_5xx=True, timeout=10, **kw)
+        with ledger.lock:
+            ledger.statuses[r.status_code] += 1
+        assert r.status_code < 500, f"{method} {path}: {r.status_code} {r.text}"
+        return r
+
+    try:
+        while not stop.is_set():
+            if token is None:
+                r = call("POST", "/v1/queue/tokens", json={"userId": user})
+                token = r.json()["token"]
+                while call("GET", "/v1/queue/tokens/current", token=token).json()["status"] != "ACTIVE":
+                    time.sleep(0.01)
+            for who, amount in ((user, PRICE), (hot, 10)):
+                try:
+                    r = call("POST", f"/v1/users/{who}/points/charge", json={"amount": amount})
+                except requests.RequestException:
+                    with ledger.lock:
+                        ledger.charges_unknown[who] += 1
+                    raise
+                if r.status_code == 200:
+                    with ledger.lock:
+                        ledger.charges_acked[who] += 1
+            sid, seat = rng.choice(sids), rng.randint(1, seats)
+            r = call("POST", "/v1/reservations", json={"userId": user, "scheduleId": sid, "seatNo": seat},
+                     token=token)
+            if r.status_code == 401:
+                token = None
+                continue
+            if r.status_code != 201:
+                continue
+            rid = r.json()["reservationId"]
+            with ledger.lock:
+                ledger.holds[rid] = (user, sid, seat)
+            if rng.random() < 0.7:
+                r = call("POST", "/v1/payments", json={"userId": user, "reservationId": rid}, token=token,
+                         headers={"Idempotency-Key": f"crash-{uuid.uuid4()}"})
+                if r.status_code == 201:
+                    body = r.json()
+                    with ledger.lock:
+                        ledger.payments[body["paymentId"]] = (user, rid, body["amount"])
+                    token = None
+    except requests.RequestException:  # the kill cut it: outcome unknown
+        return
+
+
+def test_kill_9_mid_burst_then_restart(make_server):
+    seats = 50
+    s = make_server(CONCERTD_HOLD_SECONDS=300)
+    api = Api(s)
+    concert_id, sids = api.create_concert([schedule_spec(seats=seats, price=PRICE),
+                                           schedule_spec(days=40, seats=seats, price=PRICE)])
+    users = [new_user_id() for _ in range(24)]
+    hot = new_user_id()
+    ledger = Ledger()
+    stop = threading.Event()
+    threads = [threading.Thread(target=burst_worker, args=(api, ledger, u, hot, sids, seats, stop)) for u in users]
+    for t in threads:
+        t.start()
+    poll(lambda: len(ledger.payments) >= 10, timeout=20, what="10 payments before the kill")
+    time.sleep(random.uniform(0.1, 0.4))
+    s.kill()
+    stop.set()
+    for t in threads:
+        t.join(20)
+        assert not t.is_alive()
+    assert not [k for k in ledger.statuses if k >= 500], dict(ledger.statuses)
+    assert ledger.payments and ledger.holds and ledger.charges_acked
+
+    # restart on the same database
+    s.start()
+    now_ms = int(time.time() * 1000)
+
+    # the outbox is relayed within a few seconds
+    poll(lambda: s.db_query("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")[0]["n"] == 0,
+         timeout=10, interval=0.2, what="every outbox row published after the restart")
+
+    # through HTTP: what was acknowledged is there
+    for pid, (user, rid, amount) in ledger.payments.items():
+        body = expect(api.reservation(rid), 200)
+        assert body["status"] == "CONFIRMED" and body["userId"] == user, (pid, body)
+    for rid, (user, sid, seat) in ledger.holds.items():
+        body = expect(api.reservation(rid), 200)
+        assert body["status"] in ("HELD", "CONFIRMED"), body
+        assert (body["userId"], body["scheduleId"], body["seatNo"]) == (user, sid, seat), body
+    _, reader = api.user_with_token()
+    http_seats = {sid: api.seat_statuses(reader, sid) for sid in sids}
+    http_balances = {u: api.balance(u) for u in users + [hot]}
+
+    rc = s.stop()
+    assert rc == 0, f"exit code {rc} after SIGTERM"
+    db = s.db()
+    db.row_factory = None  # plain tuples
+    q = lambda sql, *p: db.execute(sql, p).fetchall()  # noqa: E731
+
+    # no seat with two live reservations
+    assert q("""SELECT seat_id, count(*) FROM reservations
+                WHERE status = 'CONFIRMED' OR (status = 'HELD' AND expires_at > ?)
+                GROUP BY seat_id HAVING count(*) > 1""", now_ms) == []
+    # SOLD <=> exactly one CONFIRMED reservation with exactly one payment
+    assert q("""SELECT s.id FROM seats s WHERE s.status = 'SOLD' AND
+                (SELECT count(*) FROM reservations r WHERE r.seat_id = s.id AND r.status = 'CONFIRMED') != 1""") == []
+    assert q("""SELECT r.id FROM reservations r JOIN seats s ON s.id = r.seat_id
+                WHERE r.status = 'CONFIRMED' AND s.status != 'SOLD'""") == []
+    assert q("""SELECT r.id FROM reservations r
+                WHERE r.status = 'CONFIRMED' AND (SELECT count(*) FROM payments p WHERE p.reservation_id = r.id) != 1""") == []
+    assert q("""SELECT p.id FROM payments p JOIN reservations r ON r.id = p.reservation_id
+                WHERE r.status != 'CONFIRMED' OR p.amount != r.price OR p.user_id != r.user_id
+                   OR p.status != 'COMPLETED'""") == []
+    # the seat map read through HTTP agrees with the reservations
+    rows = q("""SELECT s.schedule_id, s.seat_no,
+                  (SELECT r.status FROM reservations r WHERE r.seat_id = s.id AND
+                     (r.status = 'CONFIRMED' OR (r.status = 'HELD' AND r.expires_at > ?))) AS live
+                FROM seats s WHERE s.schedule_id IN (?, ?)""", now_ms, sids[0], sids[1])
+    derived = defaultdict(dict)
+    for sid, seat_no, live in rows:
+        derived[sid][seat_no] = {"CONFIRMED": "SOLD", "HELD": "HELD", None: "AVAILABLE"}[live]
+    assert {sid: derived[sid] for sid in sids} == http_seats
+
+    # wallets: balance = sum of the history = last balance_after, never out of bounds
+    for user_id, balance in q("SELECT user_id, balance FROM wallets"):
+        charged, used = q("""SELECT coalesce(sum(CASE WHEN type = 'CHARGE' THEN amount END), 0),
+                                    coalesce(sum(CASE WHEN type = 'USE' THEN amount END), 0)
+                             FROM wallet_entries WHERE user_id = ?""", user_id)[0]
+        assert balance == charged - used, (user_id, balance, charged, used)
+        last = q("SELECT balance_after FROM wallet_entries WHERE user_id = ? ORDER BY id DESC LIMIT 1", user_id)
+        assert last and last[0][0] == balance, (user_id, balance, last)
+        assert 0 <= balance <= 100_000_000
+    entry_users = {r[0] for r in q("SELECT DISTINCT user_id FROM wallet_entries")}
+    assert entry_users <= {r[0] for r in q("SELECT user_id FROM wallets")}
+    # running balances: each entry's balance_after follows from the one before
+    for (user_id,) in q("SELECT DISTINCT user_id FROM wallet_entries"):
+        running = 0
+        for typ, amount, after in q("SELECT type, amount, balance_after FROM wallet_entries WHERE user_id = ? "
+                                    "ORDER BY id", user_id):
+            running += amount if typ == "CHARGE" else -amount
+            assert after == running, (user_id, typ, amount, after, running)
+    # one USE per payment, of its amount
+    assert q("""SELECT p.user_id FROM payments p GROUP BY p.user_id
+                HAVING count(*) != (SELECT count(*) FROM wallet_entries e WHERE e.user_id = p.user_id AND e.type = 'USE')
+                    OR sum(p.amount) != (SELECT sum(amount) FROM wallet_entries e WHERE e.user_id = p.user_id AND e.type = 'USE')
+             """) == []
+    assert q("""SELECT DISTINCT e.user_id FROM wallet_entries e WHERE e.type = 'USE'
+                AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.user_id = e.user_id)""") == []
+
+    # nothing acknowledged was lost; nothing unacknowledged beyond what was in flight
+    payment_ids = {r[0] for r in q("SELECT id FROM payments")}
+    assert set(ledger.payments) <= payment_ids, "an acknowledged payment was lost"
+    reservation_ids = {r[0] for r in q("SELECT id FROM reservations")}
+    assert set(ledger.holds) <= reservation_ids, "an acknowledged hold was lost"
+    for who in users + [hot]:
+        (n,) = q("SELECT count(*) FROM wallet_entries WHERE user_id = ? AND type = 'CHARGE'", who)[0]
+        assert ledger.charges_acked[who] <= n <= ledger.charges_acked[who] + ledger.charges_unknown[who], \
+            (who, n, ledger.charges_acked[who], ledger.charges_unknown[who])
+        (balance,) = q("SELECT coalesce((SELECT balance FROM wallets WHERE user_id = ?), 0)", who)[0]
+        assert http_balances[who] == balance
+
+    # outbox: every row published, one event per change, event ids unique
+    assert q("SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0] == 0
+    events = Counter(dict(q("SELECT type, count(*) FROM outbox GROUP BY type")))
+    counts = {
+        "payment.completed": q("SELECT count(*) FROM payments")[0][0],
+        "reservation.confirmed": q("SELECT count(*) FROM reservations WHERE status = 'CONFIRMED'")[0][0],
+        "reservation.held": q("SELECT count(*) FROM reservations")[0][0],
+        "points.charged": q("SELECT count(*) FROM wallet_entries WHERE type = 'CHARGE'")[0][0],
+        "points.used": q("SELECT count(*) FROM wallet_entries WHERE type = 'USE'")[0][0],
+    }
+    for typ, n in counts.items():
+        assert events[typ] == n, f"{events[typ]} {typ} events for {n} changes (all: {dict(events)})"
+    assert q("SELECT count(DISTINCT event_id) = count(*) FROM outbox")[0][0] == 1
+
+    # the sales ledger consumer acted exactly once per payment
+    ledger_rows = q("SELECT payment_id, reservation_id, user_id, amount, event_id FROM sales_ledger")
+    assert sorted(r[0] for r in ledger_rows) == sorted(payment_ids), "sales_ledger is not one row per payment"
+    for payment_id, reservation_id, user_id, amount, event_id in ledger_rows:
+        assert q("SELECT reservation_id, user_id, amount FROM payments WHERE id = ?", payment_id)[0] == (
+            reservation_id, user_id, amount)
+        assert q("SELECT type FROM outbox WHERE event_id = ?", event_id) == [("payment.completed",)]
+    db.close()
+
+    # and the service works on after all that
+    s.start()
+    user, token = api.user_with_token()
+    api.charged(user, PRICE)
+    free = [(sid, no) for sid in sids for no, st in api.seat_statuses(token, sid).items() if st == "AVAILABLE"]
+    if free:
+        sid, no = free[0]
+        rid = api.held(token, user, sid, no)["reservationId"]
+        expect(api.pay(token, user, rid), 201)
+        assert api.balance(user) == 0

@@ -1,0 +1,148 @@
+#include "adapters/memory/catalog_cache.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "memory/memory_test_support.hpp"
+
+namespace concertd::memory {
+namespace {
+
+using testing::Runner;
+
+std::shared_ptr<const domain::SeatMap> seat_map_of(domain::ScheduleId schedule, int seats) {
+    auto map = std::make_shared<domain::SeatMap>();
+    map->schedule_id = schedule;
+    for (int i = 1; i <= seats; ++i) {
+        domain::SeatState seat;
+        seat.seat_no = i;
+        seat.price_won = 10'000;
+        map->seats.push_back(seat);
+    }
+    return map;
+}
+
+std::shared_ptr<const app::ScheduleList> list_of(int schedules) {
+    auto list = std::make_shared<app::ScheduleList>();
+    for (int i = 1; i <= schedules; ++i) {
+        domain::ScheduleSummary summary;
+        summary.id = i;
+        list->push_back(summary);
+    }
+    return list;
+}
+
+TEST(MemoryCatalogCache, MissThenHitAtTheSameGeneration) {
+    MemoryCatalogCache cache;
+    Runner runner;
+    const auto miss = runner.run(cache.seat_map(7));
+    EXPECT_FALSE(miss.value);
+    const auto map = seat_map_of(7, 50);
+    runner.run(cache.put_seat_map(7, map, miss.generation));
+    const auto hit = runner.run(cache.seat_map(7));
+    EXPECT_EQ(hit.value, map);
+    EXPECT_EQ(hit.generation, miss.generation);
+
+    const auto list_miss = runner.run(cache.schedules(3));
+    EXPECT_FALSE(list_miss.value);
+    const auto list = list_of(2);
+    runner.run(cache.put_schedules(3, list, list_miss.generation));
+    EXPECT_EQ(runner.run(cache.schedules(3)).value, list);
+}
+
+TEST(MemoryCatalogCache, PutAfterInvalidateIsIgnored) {
+    MemoryCatalogCache cache;
+    Runner runner;
+    const auto seen = runner.run(cache.seat_map(7));          // a loader looks...
+    const auto seen_list = runner.run(cache.schedules(3));
+    runner.run(cache.invalidate(3, 7));                        // ...a hold commits...
+    runner.run(cache.put_seat_map(7, seat_map_of(7, 1), seen.generation));  // ...stale put
+    runner.run(cache.put_schedules(3, list_of(1), seen_list.generation));
+    const auto after = runner.run(cache.seat_map(7));
+    EXPECT_FALSE(after.value);
+    EXPECT_GT(after.generation, seen.generation);
+    EXPECT_FALSE(runner.run(cache.schedules(3)).value);
+
+    const auto fresh = seat_map_of(7, 2);
+    runner.run(cache.put_seat_map(7, fresh, after.generation));
+    EXPECT_EQ(runner.run(cache.seat_map(7)).value, fresh);
+}
+
+TEST(MemoryCatalogCache, InvalidateDropsBothKeysAndOnlyThem) {
+    MemoryCatalogCache cache;
+    Runner runner;
+    for (domain::ScheduleId schedule : {7, 8}) {
+        runner.run(cache.put_seat_map(schedule, seat_map_of(schedule, 5), 0));
+    }
+    for (domain::ConcertId concert : {3, 4}) {
+        runner.run(cache.put_schedules(concert, list_of(2), 0));
+    }
+    runner.run(cache.invalidate(3, 7));
+    EXPECT_FALSE(runner.run(cache.seat_map(7)).value);
+    EXPECT_FALSE(runner.run(cache.schedules(3)).value);
+    EXPECT_TRUE(runner.run(cache.seat_map(8)).value);
+    EXPECT_TRUE(runner.run(cache.schedules(4)).value);
+}
+
+TEST(MemoryCatalogCache, StalePutNeverOverwritesANewerValue) {
+    MemoryCatalogCache cache;
+    Runner runner;
+    const auto slow = runner.run(cache.seat_map(7));  // a slow loader looks first
+    runner.run(cache.invalidate(3, 7));
+    const auto fast = runner.run(cache.seat_map(7));
+    const auto newer = seat_map_of(7, 3);
+    runner.run(cache.put_seat_map(7, newer, fast.generation));
+    runner.run(cache.put_seat_map(7, seat_map_of(7, 1), slow.generation));
+    EXPECT_EQ(runner.run(cache.seat_map(7)).value, newer);
+}
+
+TEST(MemoryCatalogCache, ConcurrentReadsPutsAndInvalidations) {
+    MemoryCatalogCache cache;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+        threads.emplace_back([&, t] {
+            Runner runner;
+            for (int i = 0; i < 20'000; ++i) {
+                const domain::ScheduleId schedule = (i * 7 + t) % 64;
+                const auto seen = runner.run(cache.seat_map(schedule));
+                if (seen.value) {
+                    EXPECT_EQ(seen.value->schedule_id, schedule);
+                } else {
+                    runner.run(cache.put_seat_map(schedule, seat_map_of(schedule, 2),
+                                                  seen.generation));
+                }
+            }
+        });
+    }
+    threads.emplace_back([&] {
+        Runner runner;
+        for (int i = 0; !stop.load(); ++i) {
+            runner.run(cache.invalidate(i % 8, i % 64));
+        }
+    });
+    threads[0].join();
+    threads[1].join();
+    stop = true;
+    threads[2].join();
+}
+
+TEST(NullCatalogCache, AlwaysMisses) {
+    NullCatalogCache cache;
+    Runner runner;
+    runner.run(cache.put_seat_map(7, seat_map_of(7, 5), 0));
+    runner.run(cache.put_schedules(3, list_of(1), 0));
+    const auto map = runner.run(cache.seat_map(7));
+    EXPECT_FALSE(map.value);
+    EXPECT_EQ(map.generation, 0u);
+    EXPECT_FALSE(runner.run(cache.schedules(3)).value);
+    runner.run(cache.invalidate(3, 7));
+    EXPECT_FALSE(runner.run(cache.seat_map(7)).value);
+}
+
+}  // namespace
+}  // namespace concertd::memory
