@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 BINARY := $(BUILD_DIR)/concertd
 
-.PHONY: deps build run test unit e2e bench clean
+.PHONY: deps build run test unit e2e tsan bench clean
 deps:
 	@scripts/install-deps.sh
 
@@ -22,6 +22,12 @@ e2e: build
 	scripts/test-e2e.sh $(BINARY)
 
 test: unit e2e
+
+# The unit races (SQLite strategies, lock, queue) under ThreadSanitizer.
+tsan: deps
+	@[ -f build/tsan/build.ninja ] || cmake --preset tsan >/dev/null
+	cmake --build --preset tsan
+	ctest --test-dir build/tsan --output-on-failure -j2
 
 clean:
 	rm -rf build

@@ -27,6 +27,7 @@ void BackgroundJobs::start(boost::asio::any_io_executor executor) {
     boost::asio::co_spawn(executor, admission_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, sweep_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, relay_loop(), boost::asio::detached);
+    boost::asio::co_spawn(executor, key_purge_loop(), boost::asio::detached);
 }
 
 Task<std::int64_t> BackgroundJobs::admit_once() {
@@ -54,6 +55,11 @@ Task<std::size_t> BackgroundJobs::relay_once() {
     co_await outbox_.mark_published(std::move(sequences), ports_.clock.now());
     ports_.stats.events_published.add(batch.size());
     co_return batch.size();
+}
+
+Task<std::int64_t> BackgroundJobs::purge_keys_once() {
+    auto cutoff = ports_.clock.now() - intervals_.idempotency_key_retention;
+    co_return co_await ports_.payments.purge_idempotency_keys(cutoff, intervals_.sweep_batch);
 }
 
 Task<void> BackgroundJobs::admission_loop() {
@@ -93,6 +99,17 @@ Task<void> BackgroundJobs::relay_loop() {
             wait = intervals_.after_failure;
         }
         co_await pause(wait);
+    }
+}
+
+Task<void> BackgroundJobs::key_purge_loop() {
+    while (!stopping_) {
+        try {
+            if (co_await purge_keys_once() == intervals_.sweep_batch) continue;
+        } catch (const std::exception& error) {
+            report_failure("idempotency key purge", error);
+        }
+        co_await pause(intervals_.key_purge);
     }
 }
 

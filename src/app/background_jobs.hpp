@@ -18,6 +18,9 @@ struct JobIntervals {
     std::chrono::milliseconds relay_idle{50};
     std::chrono::milliseconds after_failure{1000};
     int sweep_batch = 500;
+    // SPEC: keys are kept at least 24 hours; a retried payment within a week still replays.
+    std::chrono::hours idempotency_key_retention{24 * 7};
+    std::chrono::milliseconds key_purge{60'000};
     int relay_batch = 500;
 };
 
@@ -35,11 +38,13 @@ public:
     Task<std::int64_t> admit_once();
     Task<std::size_t> sweep_once();
     Task<std::size_t> relay_once();
+    Task<std::int64_t> purge_keys_once();
 
 private:
     Task<void> admission_loop();
     Task<void> sweep_loop();
     Task<void> relay_loop();
+    Task<void> key_purge_loop();
 
     Ports& ports_;
     OutboxStore& outbox_;

@@ -168,4 +168,14 @@ app::Task<std::optional<Result<PaymentReceipt>>> SqlitePaymentStore::replay(
     });
 }
 
+app::Task<std::int64_t> SqlitePaymentStore::purge_idempotency_keys(TimePoint cutoff, int batch) {
+    co_return co_await db_.write([cutoff, batch](Connection& db) {
+        auto purge = db.prepare(
+            "DELETE FROM idempotency_keys WHERE key IN"
+            " (SELECT key FROM idempotency_keys WHERE created_at < ? LIMIT ?)");
+        purge->bind(1, to_millis(cutoff)).bind(2, std::int64_t{batch}).execute();
+        return db.changes();
+    });
+}
+
 }  // namespace concertd::sqlite

@@ -14,6 +14,7 @@ public:
     app::Task<domain::Result<app::PaymentReceipt>> pay(app::PayCommand command) override;
     app::Task<std::optional<domain::Result<app::PaymentReceipt>>> replay(
         std::string key, domain::UserId user, domain::ReservationId reservation) override;
+    app::Task<std::int64_t> purge_idempotency_keys(domain::TimePoint cutoff, int batch) override;
 
 private:
     SqliteDatabase& db_;

@@ -112,6 +112,8 @@ public:
     // it was used for another user or reservation.
     virtual Task<std::optional<Result<PaymentReceipt>>> replay(std::string key, UserId user,
                                                                ReservationId reservation) = 0;
+    // Forgets up to `batch` idempotency keys stored before `cutoff`; returns how many.
+    virtual Task<std::int64_t> purge_idempotency_keys(TimePoint cutoff, int batch) = 0;
 };
 
 class OutboxStore {

@@ -198,6 +198,11 @@ TEST_P(SqliteStoreTest, IdempotencyKeyReplaysAndRefusesOtherBodies) {
     auto other = run(payments_->replay("key-1", 7, held->id));
     ASSERT_TRUE(other);
     EXPECT_EQ(other->refusal().code, Rejection::kIdempotencyConflict);
+
+    EXPECT_EQ(run(payments_->purge_idempotency_keys(now_ms() - std::chrono::hours(1), 100)), 0);
+    EXPECT_TRUE(run(payments_->replay("key-1", 6, held->id)).has_value());
+    EXPECT_EQ(run(payments_->purge_idempotency_keys(now_ms() + 1ms, 100)), 1);
+    EXPECT_FALSE(run(payments_->replay("key-1", 6, held->id)).has_value());
 }
 
 TEST_P(SqliteStoreTest, InsufficientBalanceChangesNothing) {
