@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "adapters/http/json_io.hpp"
+#include "adapters/http/seat_map_json.hpp"
 #include "domain/rules.hpp"
 #include "domain/time_format.hpp"
 
@@ -158,15 +159,7 @@ awaitable<Response> ApiHandlers::seat_map(const Request& request, const RoutePar
     if (auto error = bad_path_id(schedule, "scheduleId")) co_return *error;
     auto map = co_await services_.catalog.seat_map(*schedule);
     if (!map) co_return refusal_response(map.refusal());
-    auto at = now();
-    json::array seats;
-    seats.reserve(map.value()->seats.size());
-    for (const auto& seat : map.value()->seats) {
-        seats.push_back(json::object{{"seatNo", seat.seat_no},
-                                     {"price", seat.price_won},
-                                     {"status", to_string(seat.status_at(at))}});
-    }
-    co_return json_response(200, json::object{{"scheduleId", *schedule}, {"seats", std::move(seats)}});
+    co_return Response{200, render_seat_map(*map.value(), now()), kJsonContentType, {}};
 }
 
 awaitable<Response> ApiHandlers::hold_seat(const Request& request, const RouteParams&) {
