@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <iostream>
+#include <functional>
 #include <thread>
 
 #include "adapters/http/api_handlers.hpp"
@@ -14,25 +15,15 @@
 #include "adapters/http/ops_handlers.hpp"
 #include "adapters/http/router.hpp"
 #include "adapters/http/server.hpp"
-#include "adapters/memory/catalog_cache.hpp"
-#include "adapters/memory/distributed_lock.hpp"
 #include "adapters/memory/event_bus.hpp"
-#include "adapters/memory/waiting_queue.hpp"
-#include "adapters/sqlite/sqlite_catalog_store.hpp"
-#include "adapters/sqlite/sqlite_database.hpp"
-#include "adapters/sqlite/sqlite_outbox_store.hpp"
-#include "adapters/sqlite/sqlite_payment_store.hpp"
-#include "adapters/sqlite/sqlite_reservation_store.hpp"
-#include "adapters/sqlite/sqlite_wallet_store.hpp"
 #include "app/background_jobs.hpp"
+#include "wiring/backend.hpp"
 #include "wiring/config.hpp"
 #include "wiring/demo_data.hpp"
 
 namespace {
 
 using namespace concertd;
-
-constexpr int kSqliteReaderThreads = 2;
 
 void print_routes() {
     for (const auto& list : {http::ApiHandlers::routes(), http::OpsHandlers::routes()}) {
@@ -42,47 +33,51 @@ void print_routes() {
     }
 }
 
-// Runs `task` to completion on a private io_context (used before the server starts).
-template <class T>
-T run_now(boost::asio::awaitable<T> task) {
-    boost::asio::io_context context;
-    auto future = boost::asio::co_spawn(context, std::move(task), boost::asio::use_future);
-    context.run();
-    return future.get();
-}
-
 int serve(const wiring::Config& config) {
-    sqlite::SqliteDatabase database(config.sqlite_path(), kSqliteReaderThreads);
     app::AppStats stats;
     app::SystemClock clock;
-    sqlite::SqliteCatalogStore catalog(database);
-    sqlite::SqliteReservationStore reservations(database, stats);
-    sqlite::SqliteWalletStore wallets(database, stats);
-    sqlite::SqlitePaymentStore payments(database, stats);
-    sqlite::SqliteOutboxStore outbox(database);
-    sqlite::SqliteSalesLedgerStore ledger(database);
-
-    memory::MemoryWaitingQueue queue(config.queue, clock);
-    memory::MemoryDistributedLock lock;
-    memory::MemoryCatalogCache cache;
-    app::SalesLedgerConsumer ledger_consumer(ledger, stats);
+    auto backend = wiring::open_backend(config, stats, clock);
+    app::SalesLedgerConsumer ledger_consumer(*backend->ledger, stats);
     memory::MemoryEventBus bus({&ledger_consumer});
 
     app::ServiceSettings settings;
     settings.hold_duration = std::chrono::seconds(config.hold_seconds);
     settings.strategies = config.strategies;
     settings.admin_key = config.admin_key;
-    app::Ports ports{catalog, reservations, wallets, payments, queue, lock, cache, clock, stats, settings};
+    app::Ports ports{*backend->catalog, *backend->reservations, *backend->wallets,
+                     *backend->payments, *backend->queue,        *backend->lock,
+                     *backend->cache,    clock,                  stats,
+                     settings};
     app::Services services(ports);
 
-    if (config.demo_data && run_now(wiring::seed_demo_data(catalog, clock.now()))) {
+    // Admission, expiry sweep and outbox relay run on their own thread, off the I/O threads.
+    // It lives as long as the process: database connections opened on it stay valid.
+    boost::asio::io_context background;
+    auto background_guard = boost::asio::make_work_guard(background);
+    std::thread background_thread([&background] { background.run(); });
+    auto stop_background = [&, stopped = false]() mutable {
+        if (stopped) return;
+        stopped = true;
+        background_guard.reset();
+        background.stop();
+        background_thread.join();
+    };
+    struct OnExit {
+        std::function<void()> run;
+        ~OnExit() { run(); }
+    } on_exit{std::ref(stop_background)};
+
+    if (config.demo_data &&
+        boost::asio::co_spawn(background, wiring::seed_demo_data(*backend->catalog, clock.now()),
+                              boost::asio::use_future)
+            .get()) {
         spdlog::info("seeded demo concerts");
     }
 
     http::Router router;
     http::ApiHandlers api(services);
     api.add_routes(router);
-    http::OpsHandlers ops({nullptr, stats, queue, outbox, catalog});
+    http::OpsHandlers ops({nullptr, stats, *backend->queue, *backend->outbox, *backend->health});
     ops.add_routes(router);
     http::HttpMetrics http_metrics(http::route_labels(router));
     ops.set_http_metrics(http_metrics);
@@ -98,12 +93,8 @@ int serve(const wiring::Config& config) {
         throw std::runtime_error(std::string("CONCERTD_LISTEN: ") + error.what());
     }
 
-    // Admission, expiry sweep and outbox relay run on their own thread, off the I/O threads.
-    boost::asio::io_context background;
-    auto background_guard = boost::asio::make_work_guard(background);
-    app::BackgroundJobs jobs(ports, outbox, bus);
+    app::BackgroundJobs jobs(ports, *backend->outbox, bus);
     jobs.start(background.get_executor());
-    std::thread background_thread([&background] { background.run(); });
 
     spdlog::info("concertd serving: database {}, strategies seat={} points={} payment={}",
                  config.database_url,
@@ -112,10 +103,14 @@ int serve(const wiring::Config& config) {
                  app::to_string(config.strategies.payment));
     server.run();  // until SIGINT/SIGTERM, then drains in-flight requests
 
+    // Shut down in dependency order: the loops, their thread, then the database connections
+    // while every io_context they were opened on still exists.
     jobs.stop();
-    background_guard.reset();
-    background.stop();
-    background_thread.join();
+    for (int waited_ms = 0; jobs.running() > 0 && waited_ms < 5000; waited_ms += 10) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    stop_background();
+    backend.reset();
     spdlog::info("concertd stopped");
     return 0;
 }

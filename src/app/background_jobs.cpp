@@ -11,10 +11,15 @@ namespace concertd::app {
 
 namespace {
 
-Task<void> pause(std::chrono::milliseconds duration) {
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, duration);
-    co_await timer.async_wait(boost::asio::use_awaitable);
-}
+// How long a pause may run before it looks at stop() again.
+constexpr std::chrono::milliseconds kPauseSlice{100};
+
+// Counts a loop as running for its whole life.
+struct RunningLoop {
+    std::atomic<int>& running;
+    explicit RunningLoop(std::atomic<int>& counter) : running(counter) { ++running; }
+    ~RunningLoop() { --running; }
+};
 
 void report_failure(const char* job, const std::exception& error) {
     // stderr, not spdlog: app stays free of the logging library; main routes stderr.
@@ -28,6 +33,16 @@ void BackgroundJobs::start(boost::asio::any_io_executor executor) {
     boost::asio::co_spawn(executor, sweep_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, relay_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, key_purge_loop(), boost::asio::detached);
+}
+
+Task<void> BackgroundJobs::pause(std::chrono::milliseconds duration) {
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    while (duration.count() > 0 && !stopping_) {
+        auto slice = std::min(duration, kPauseSlice);
+        timer.expires_after(slice);
+        co_await timer.async_wait(boost::asio::use_awaitable);
+        duration -= slice;
+    }
 }
 
 Task<std::int64_t> BackgroundJobs::admit_once() {
@@ -63,6 +78,7 @@ Task<std::int64_t> BackgroundJobs::purge_keys_once() {
 }
 
 Task<void> BackgroundJobs::admission_loop() {
+    RunningLoop running(running_);
     while (!stopping_) {
         auto wait = intervals_.admission;
         try {
@@ -76,6 +92,7 @@ Task<void> BackgroundJobs::admission_loop() {
 }
 
 Task<void> BackgroundJobs::sweep_loop() {
+    RunningLoop running(running_);
     while (!stopping_) {
         auto wait = intervals_.sweep;
         try {
@@ -90,6 +107,7 @@ Task<void> BackgroundJobs::sweep_loop() {
 }
 
 Task<void> BackgroundJobs::relay_loop() {
+    RunningLoop running(running_);
     while (!stopping_) {
         auto wait = intervals_.relay_idle;
         try {
@@ -103,6 +121,7 @@ Task<void> BackgroundJobs::relay_loop() {
 }
 
 Task<void> BackgroundJobs::key_purge_loop() {
+    RunningLoop running(running_);
     while (!stopping_) {
         try {
             if (co_await purge_keys_once() == intervals_.sweep_batch) continue;

@@ -31,8 +31,10 @@ public:
 
     // Spawns the loops on `executor` (a context the caller runs on its own thread).
     void start(boost::asio::any_io_executor executor);
-    // Asks the loops to end after their current step.
+    // Asks the loops to end after their current step (pauses are cut short).
     void stop() { stopping_ = true; }
+    // Loops still running; 0 once every loop has seen stop() and returned.
+    int running() const { return running_.load(); }
 
     // One step of each loop, for tests and for the drain at shutdown.
     Task<std::int64_t> admit_once();
@@ -50,7 +52,10 @@ private:
     OutboxStore& outbox_;
     EventBus& bus_;
     JobIntervals intervals_;
+    Task<void> pause(std::chrono::milliseconds duration);
+
     std::atomic<bool> stopping_{false};
+    std::atomic<int> running_{0};
 };
 
 // The in-process consumer of SPEC §2 events: keeps a sales ledger, one row per completed payment,

@@ -52,6 +52,10 @@ void parse_listen(Config& config, const std::string& text) {
 
 }  // namespace
 
+Config::Database Config::database() const {
+    return database_url.starts_with("sqlite:") ? Database::kSqlite : Database::kPostgres;
+}
+
 std::string Config::sqlite_path() const {
     std::string_view url = database_url;
     url.remove_prefix(std::string_view("sqlite:").size());
@@ -69,11 +73,19 @@ Config parse_config(const std::map<std::string, std::string>& values) {
     if (auto v = get("CONCERTD_LISTEN")) parse_listen(config, *v);
     if (auto v = get("CONCERTD_DATABASE_URL")) {
         config.database_url = *v;
-        if (!config.database_url.starts_with("sqlite:") || config.sqlite_path().empty()) {
+        bool sqlite = config.database_url.starts_with("sqlite:") && !config.sqlite_path().empty();
+        bool postgres = config.database_url.starts_with("postgresql://") ||
+                        config.database_url.starts_with("postgres://");
+        if (!sqlite && !postgres) {
             throw ConfigError(
-                "CONCERTD_DATABASE_URL must be sqlite:PATH (postgresql:// and mysql:// are not "
+                "CONCERTD_DATABASE_URL must be sqlite:PATH or postgresql://... (mysql:// is not "
                 "built into this version), got '" + *v + "'");
         }
+        // Demo data is the embedded mode's default only.
+        if (postgres) config.demo_data = false;
+    }
+    if (auto v = get("CONCERTD_DATABASE_POOL_SIZE")) {
+        config.database_pool_size = static_cast<int>(parse_integer("CONCERTD_DATABASE_POOL_SIZE", *v, 1, 1000));
     }
     if (auto v = get("CONCERTD_REDIS_URL"); v && !v->empty()) {
         throw ConfigError("CONCERTD_REDIS_URL: the Redis back end is not built into this version");

@@ -25,6 +25,10 @@ struct Config {
     app::StrategyChoice strategies;
     int threads = 2;
 
+    int database_pool_size = 0;  // PostgreSQL connections in all; 0: 4 per I/O thread
+
+    enum class Database { kSqlite, kPostgres };
+    Database database() const;
     std::string sqlite_path() const;  // the file of a sqlite: URL
 };
 

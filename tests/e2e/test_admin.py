@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from support import ADMIN_KEY, Api, expect, expect_error, schedule_spec
+from support import ADMIN_KEY, Api, expect, expect_error, parse_iso, schedule_spec
 
 VALID = {"title": "Admin test", "schedules": [{"startsAt": "2032-01-02T03:04:05Z", "seatCount": 3, "price": 700}]}
 
@@ -115,3 +115,21 @@ def test_admin_limits_accepted(api: Api):
     assert len(seats) == 1000 and seats[-1]["seatNo"] == 1000 and seats[0]["price"] == 10_000_000
     titles = {c["concertId"]: c["title"] for c in expect(api.s.get("/v1/concerts"), 200)["concerts"]}
     assert titles[out["concertId"]] == "T" * 200
+
+
+def test_admin_title_limit_counts_characters(api: Api):
+    """1–200 characters, not bytes: 200 Hangul syllables (600 bytes of UTF-8) fit, 201 do not."""
+    body = {"title": "가" * 200, "schedules": [schedule_spec(5, 1, 10)]}
+    out = expect(api.s.post("/v1/admin/concerts", body, admin=True), 201)
+    titles = {c["concertId"]: c["title"] for c in expect(api.s.get("/v1/concerts"), 200)["concerts"]}
+    assert titles[out["concertId"]] == "가" * 200
+    body["title"] = "가" * 201
+    expect_error(api.s.post("/v1/admin/concerts", body, admin=True), 400, "VALIDATION_FAILED")
+
+
+def test_admin_starts_at_with_fraction(api: Api):
+    concert_id, (sid,) = api.create_concert([{"startsAt": "2033-06-07T08:09:10.250Z", "seatCount": 1, "price": 1}])
+    _, token = api.user_with_token()
+    (listed,) = api.schedules(token, concert_id)
+    assert listed["scheduleId"] == sid
+    assert parse_iso(listed["startsAt"]).replace(microsecond=0) == parse_iso("2033-06-07T08:09:10Z")

@@ -82,6 +82,14 @@ def test_over_64_header_fields(server):
     assert closed, "connection not closed after too many header fields"
 
 
+def test_announced_body_over_64_kib_is_refused_before_it_arrives(server):
+    data, _ = raw_exchange(server.port, b"POST /v1/users/5/points/charge HTTP/1.1\r\nHost: e2e\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{", timeout=3)
+    assert data, "no answer within 3 s to a request announcing a 1 MB body"
+    assert status_of_raw(data) == 413, data[:300]
+    assert body_of_raw(data)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
 def test_headers_within_limits_are_served(server):
     r = server.get("/v1/concerts", headers={"X-Big": "a" * 7000})
     assert r.status_code == 200

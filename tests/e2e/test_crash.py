@@ -98,8 +98,8 @@ def test_kill_9_mid_burst_then_restart(make_server):
     threads = [threading.Thread(target=burst_worker, args=(api, ledger, u, hot, sids, seats, stop)) for u in users]
     for t in threads:
         t.start()
-    poll(lambda: len(ledger.payments) >= 10, timeout=20, what="10 payments before the kill")
-    time.sleep(random.uniform(0.1, 0.4))
+    poll(lambda: len(ledger.payments) >= 30, timeout=30, what="30 payments before the kill")
+    time.sleep(random.uniform(0.05, 0.3))
     s.kill()
     stop.set()
     for t in threads:
@@ -107,6 +107,9 @@ def test_kill_9_mid_burst_then_restart(make_server):
         assert not t.is_alive()
     assert not [k for k in ledger.statuses if k >= 500], dict(ledger.statuses)
     assert ledger.payments and ledger.holds and ledger.charges_acked
+    print(f"before the kill: {len(ledger.holds)} holds, {len(ledger.payments)} payments, "
+          f"{sum(ledger.charges_acked.values())} charges acknowledged, "
+          f"{sum(ledger.charges_unknown.values())} cut; answers {dict(ledger.statuses)}")
 
     # restart on the same database
     s.start()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from support import Api, expect, expect_error, now_utc, parse_iso, schedule_spec
+from support import Api, expect, expect_error, now_utc, parse_iso, poll, schedule_spec
 
 HOLD_SECONDS = 2
 
@@ -151,3 +151,31 @@ def test_paid_before_expiry_stays_confirmed(short_hold):
     ta2 = api.active_token(a)
     expect_error(api.pay(ta2, a, held["reservationId"]), 409, "RESERVATION_NOT_PAYABLE")
     assert api.balance(a) == 0
+
+
+@pytest.mark.slow
+def test_expired_holds_are_resolved_once_with_an_event(short_hold):
+    """The sweeper (or the next hold) resolves each passed hold to EXPIRED exactly once, and each
+    resolution publishes one reservation.expired event through the outbox."""
+    api = Api(short_hold)
+    sid = api.new_schedule(seats=3, price=10)
+    a, ta = api.user_with_token()
+    rids = [hold_with_due(api, ta, a, sid, seat) for seat in (1, 2, 3)]
+    wait_until(max(due for _, due in rids), 0.1)
+    ids = tuple(body["reservationId"] for body, _ in rids)
+
+    def resolved():
+        rows = short_hold.db_query(
+            f"SELECT status, resolved_at FROM reservations WHERE id IN ({','.join('?' * len(ids))})", ids)
+        return all(r["status"] == "EXPIRED" and r["resolved_at"] is not None for r in rows)
+
+    poll(resolved, timeout=15, interval=0.2, what="passed holds resolved to EXPIRED in the database")
+
+    def events_published():
+        (row,) = short_hold.db_query(
+            "SELECT (SELECT count(*) FROM reservations WHERE status = 'EXPIRED') AS expired, "
+            "(SELECT count(*) FROM outbox WHERE type = 'reservation.expired') AS events, "
+            "(SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unpublished")
+        return row["expired"] == row["events"] and row["unpublished"] == 0 and row
+
+    poll(events_published, timeout=10, interval=0.2, what="one published reservation.expired event per expiry")

@@ -164,3 +164,33 @@ def test_bad_setting_stops_start(tmp_path, variable, value):
     text = out.stderr + out.stdout
     naming = [line for line in text.splitlines() if variable in line]
     assert naming, f"no line names {variable}; output was:\n{text}"
+
+
+def test_demo_data_seeds_an_empty_database_once(make_server):
+    s = make_server(CONCERTD_DEMO_DATA="true")
+    concerts = expect(s.get("/v1/concerts"), 200)["concerts"]
+    assert concerts, "CONCERTD_DEMO_DATA=true left the catalog empty"
+    s.restart()
+    assert expect(s.get("/v1/concerts"), 200)["concerts"] == concerts, "demo data seeded again on a full database"
+
+
+def test_no_demo_data_when_disabled(make_server):
+    s = make_server(CONCERTD_DEMO_DATA="false")
+    assert expect(s.get("/v1/concerts"), 200) == {"concerts": []}
+
+
+def test_data_survives_a_restart(make_server):
+    s = make_server()
+    api = support.Api(s)
+    concert_id, (sid,) = api.create_concert([support.schedule_spec(seats=3, price=40)])
+    user, token = api.user_with_token()
+    rid = api.held(token, user, sid, 2)["reservationId"]
+    api.charged(user, 100)
+    assert s.stop() == 0
+    s.start()
+    assert expect(api.reservation(rid), 200)["status"] == "HELD"
+    assert api.balance(user) == 100
+    token = api.active_token(user)
+    assert api.seat_statuses(token, sid) == {1: "AVAILABLE", 2: "HELD", 3: "AVAILABLE"}
+    expect(api.pay(token, user, rid), 201)
+    assert api.balance(user) == 60

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from support import Api, expect, expect_error, new_user_id, schedule_spec
+from support import Api, expect, expect_error, new_user_id, run_concurrently, schedule_spec
 
 pytestmark = pytest.mark.slow
 
@@ -177,3 +177,18 @@ def test_active_token_expires_after_ttl_and_frees_its_slot(make_server):
     # the expired user gets a new token
     fresh = expect(api.issue_token(first_user), 201)
     assert fresh["token"] != first and fresh["status"] == "WAITING", fresh
+
+
+def test_concurrent_arrivals_get_distinct_positions(make_server):
+    s = make_server(CONCERTD_QUEUE_ADMIT_PER_SECOND=50, CONCERTD_QUEUE_MAX_ACTIVE=1)
+    api = Api(s)
+    api.active_token(new_user_id())
+    users = [new_user_id() for _ in range(40)]
+    results = run_concurrently(lambda u: api.issue_token(u), [(u,) for u in users])
+    bodies = [expect(r, 201) for r in results]
+    assert all(b["status"] == "WAITING" for b in bodies), bodies
+    assert sorted(b["position"] for b in bodies) == list(range(1, 41)), "positions are not 1..40, each once"
+    assert len({b["token"] for b in bodies}) == 40
+    # positions read back agree with the ones given at arrival
+    for b in bodies:
+        assert status_of(api, b["token"])["position"] == b["position"], b

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 import uuid
 from collections import Counter
 
 import pytest
 
 from support import (LOCK_STRATEGIES, SEAT_STRATEGIES, Api, Server, describe, error_code, expect,
-                     new_user_id, run_concurrently, schedule_spec)
+                     new_user_id, parse_iso, run_concurrently, schedule_spec)
 
 pytestmark = pytest.mark.race
 
@@ -21,6 +22,8 @@ RATE_LIMITED = (429, "RATE_LIMITED")
 
 def outcome(resp) -> tuple[int, str | None]:
     assert resp.status_code < 500, f"server error under contention: {describe(resp)}"
+    if resp.status_code == 429:  # docs/api-decisions.md "Locks"
+        assert resp.headers.get("Retry-After") == "1", f"429 without Retry-After: 1: {describe(resp)}"
     return resp.status_code, error_code(resp)
 
 
@@ -290,3 +293,87 @@ def test_combined_race(make_server, seat, points, payment):
     assert expect(api.reservation(held["reservationId"]), 200)["status"] == "CONFIRMED"
     rows = s.db_query("SELECT count(*) AS n FROM payments WHERE reservation_id = ?", (held["reservationId"],))
     assert rows[0]["n"] == 1
+
+
+# --- a payment racing a new hold at the moment the hold expires -------------------------------------
+
+EXPIRY_PAIRS = [("pessimistic", "pessimistic"), ("optimistic", "optimistic"), ("distributed", "distributed"),
+                ("atomic", "optimistic")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seat,payment", EXPIRY_PAIRS, ids=["-".join(p) for p in EXPIRY_PAIRS])
+def test_payment_racing_new_hold_at_expiry(make_server, seat, payment):
+    """Around the instant a hold expires its owner pays while another user grabs the seat: one
+    of them wins, never both (SPEC §2: resolved exactly once, never one seat to two people)."""
+    n, price = 12, 100
+    s = make_server(CONCERTD_HOLD_SECONDS=2, CONCERTD_LOCK_SEAT=seat, CONCERTD_LOCK_PAYMENT=payment)
+    api = Api(s)
+    sid = api.new_schedule(seats=n, price=price)
+    payers = [new_user_id() for _ in range(n)]
+    grabbers = [new_user_id() for _ in range(n)]
+    tokens = api.active_tokens(payers + grabbers)
+    for p in payers:
+        api.charged(p, price)
+    holds = [api.held(tokens[p], p, sid, i + 1) for i, p in enumerate(payers)]
+    wall_to_mono = time.monotonic() - time.time()
+
+    def at(expires_at: str, offset: float) -> float:
+        return parse_iso(expires_at).timestamp() + wall_to_mono + offset
+
+    def payer(i):
+        target = at(holds[i]["expiresAt"], random.Random(i).uniform(-0.08, 0.08))
+        time.sleep(max(0.0, target - time.monotonic()))
+        return api.pay(tokens[payers[i]], payers[i], holds[i]["reservationId"], allow_5xx=True)
+
+    def grabber(i):
+        time.sleep(max(0.0, at(holds[i]["expiresAt"], -0.08) - time.monotonic()))
+        end = at(holds[i]["expiresAt"], 0.6)
+        answers = []
+        while time.monotonic() < end:
+            r = api.hold(tokens[grabbers[i]], grabbers[i], sid, i + 1, allow_5xx=True)
+            answers.append(r)
+            if r.status_code == 201:
+                break
+            time.sleep(0.005)
+        return answers
+
+    results = run_concurrently(lambda kind, i: (kind, i, payer(i) if kind == "pay" else grabber(i)),
+                               [("pay", i) for i in range(n)] + [("grab", i) for i in range(n)])
+    paid = {i: r for kind, i, r in results if kind == "pay"}
+    grabbed = {i: answers for kind, i, answers in results if kind == "grab"}
+    ways = Counter()
+    for i in range(n):
+        pay_outcome = outcome(paid[i])
+        grab_outcomes = Counter(outcome(r) for r in grabbed[i])
+        assert pay_outcome in {(201, None), (409, "RESERVATION_EXPIRED"), RATE_LIMITED}, (i, describe(paid[i]))
+        only(grab_outcomes, {(201, None), (409, "SEAT_UNAVAILABLE"), RATE_LIMITED})
+        grab_won = grab_outcomes[(201, None)] == 1
+        reservation = expect(api.reservation(holds[i]["reservationId"]), 200)
+        seat_status = api.seat_statuses(tokens[grabbers[0]], sid)[i + 1]
+        if pay_outcome == (201, None):
+            ways["paid"] += 1
+            assert not grab_won, f"seat {i + 1} paid by its holder AND held by another user"
+            assert reservation["status"] == "CONFIRMED" and seat_status == "SOLD", (reservation, seat_status)
+            assert api.balance(payers[i]) == 0
+        else:
+            ways["expired" if pay_outcome[1] == "RESERVATION_EXPIRED" else "limited"] += 1
+            assert reservation["status"] == "EXPIRED", reservation
+            assert api.balance(payers[i]) == price, "a refused payment charged the wallet"
+            if pay_outcome[1] == "RESERVATION_EXPIRED" and not grab_outcomes.get(RATE_LIMITED):
+                assert grab_won, f"seat {i + 1}: hold expired, yet nobody could take it ({dict(grab_outcomes)})"
+            assert seat_status == ("HELD" if grab_won else "AVAILABLE"), seat_status
+    assert ways["limited"] <= 1, dict(ways)
+    live = s.db_query("SELECT seat_id, count(*) AS n FROM reservations WHERE schedule_id = ? AND "
+                      "status IN ('HELD', 'CONFIRMED') GROUP BY seat_id HAVING n > 1", (sid,))
+    assert [tuple(r) for r in live] == []
+    print(f"expiry race {seat}/{payment}: {dict(ways)}")
+
+
+def test_concurrent_token_issue_for_one_user(server):
+    api = Api(server)
+    user = new_user_id()
+    results = run_concurrently(lambda: api.issue_token(user, allow_5xx=True), [()] * 40)
+    counts = Counter(outcome(r) for r in results)
+    assert counts == Counter({(201, None): 1, (200, None): 39}), dict(counts)
+    assert len({r.json()["token"] for r in results}) == 1, "one user got several live tokens"

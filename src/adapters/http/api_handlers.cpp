@@ -246,15 +246,23 @@ awaitable<Response> ApiHandlers::pay(const Request& request, const RouteParams&)
         if (user) reservation = read_positive_id(body.object(), "reservationId", error);
     }
     // A retry of a completed payment: its token was spent by that payment, so the key is
-    // looked up before the token gate.
-    if (key && user && reservation) {
-        if (auto replayed = co_await services_.payments.replay(std::string(*key), *user, *reservation)) {
-            if (!*replayed) co_return refusal_response(replayed->refusal());
-            co_return json_response(201, payment_json(replayed->value()));
-        }
-    }
+    // looked up before the token gate, and again when the gate finds the token spent (the first
+    // request may have committed and expired it in between).
+    auto replay = [&]() -> awaitable<std::optional<Response>> {
+        if (!key || !user || !reservation) co_return std::nullopt;
+        auto replayed = co_await services_.payments.replay(std::string(*key), *user, *reservation);
+        if (!replayed) co_return std::nullopt;
+        if (!*replayed) co_return refusal_response(replayed->refusal());
+        co_return json_response(201, payment_json(replayed->value()));
+    };
+    if (auto replayed = co_await replay()) co_return *replayed;
     auto ticket = co_await services_.queue.current(header(request, "Queue-Token"));
-    if (!ticket) co_return refusal_response(ticket.refusal());
+    if (!ticket) {
+        if (ticket.refusal().code == Rejection::kQueueTokenInvalid) {
+            if (auto replayed = co_await replay()) co_return *replayed;
+        }
+        co_return refusal_response(ticket.refusal());
+    }
     if (body_error) co_return *body_error;
     if (!user || !reservation) co_return error;
     if (auto refusal = app::QueueService::check_active(ticket.value(), *user)) {

@@ -1,0 +1,116 @@
+#include "adapters/postgres/pg_catalog_store.hpp"
+
+#include "adapters/postgres/pg_rows.hpp"
+
+namespace concertd::postgres {
+
+app::Task<std::vector<Concert>> PgCatalogStore::list_concerts() {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute("SELECT id, title FROM concerts ORDER BY id", {},
+                                         pool_.options().statement_timeout);
+    std::vector<Concert> concerts;
+    for (int row = 0; row < result.rows(); ++row) {
+        concerts.push_back({result.int64(row, 0), std::string(result.text(row, 1))});
+    }
+    co_return concerts;
+}
+
+app::Task<std::optional<std::vector<ScheduleSummary>>> PgCatalogStore::list_schedules(
+    ConcertId concert) {
+    auto conn = co_await pool_.acquire();
+    // One round trip: whether the concert exists, and each schedule with its non-available
+    // seats (sold, or held with an expiry).
+    std::vector<PgStatement> reads{
+        {"SELECT 1 FROM concerts WHERE id = $1", {param(concert)}},
+        {"SELECT sc.id, sc.starts_at, sc.total_seats, s.status, s.hold_expires_at"
+         " FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
+         " WHERE sc.concert_id = $1 ORDER BY sc.starts_at, sc.id",
+         {param(concert)}}};
+    auto results = co_await conn->pipeline(all(reads), pool_.options().statement_timeout);
+    if (results[0].rows() == 0) co_return std::nullopt;
+    const auto& rows = results[1];
+    std::vector<ScheduleSummary> schedules;
+    for (int row = 0; row < rows.rows(); ++row) {
+        ScheduleId id = rows.int64(row, 0);
+        if (schedules.empty() || schedules.back().id != id) {
+            ScheduleSummary summary;
+            summary.id = id;
+            summary.starts_at = from_millis(rows.int64(row, 1));
+            summary.total_seats = static_cast<std::int32_t>(rows.int64(row, 2));
+            schedules.push_back(std::move(summary));
+        }
+        if (rows.is_null(row, 3)) continue;
+        auto& summary = schedules.back();
+        if (rows.text(row, 3) == "SOLD") {
+            ++summary.sold_seats;
+        } else if (auto expiry = rows.optional_int64(row, 4)) {
+            summary.hold_expiries.push_back(from_millis(*expiry));
+        }
+    }
+    co_return schedules;
+}
+
+app::Task<std::optional<SeatMap>> PgCatalogStore::seat_map(ScheduleId schedule) {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute(
+        "SELECT seat_no, price, status, hold_expires_at FROM seats"
+        " WHERE schedule_id = $1 ORDER BY seat_no",
+        {param(schedule)}, pool_.options().statement_timeout);
+    if (result.rows() == 0) co_return std::nullopt;  // every schedule has at least one seat
+    SeatMap map;
+    map.schedule_id = schedule;
+    map.seats.reserve(static_cast<std::size_t>(result.rows()));
+    for (int row = 0; row < result.rows(); ++row) {
+        SeatState seat;
+        seat.seat_no = static_cast<SeatNo>(result.int64(row, 0));
+        seat.price_won = result.int64(row, 1);
+        seat.stored_status = parse_seat_status(result.text(row, 2)).value_or(SeatStatus::kSold);
+        if (auto expiry = result.optional_int64(row, 3)) seat.hold_expires_at = from_millis(*expiry);
+        map.seats.push_back(seat);
+    }
+    co_return map;
+}
+
+app::Task<app::CreatedConcert> PgCatalogStore::create_concert(app::NewConcert concert,
+                                                              TimePoint now) {
+    auto timeout = pool_.options().statement_timeout;
+    auto conn = co_await pool_.acquire();
+    std::vector<PgStatement> first{
+        kBegin, {"INSERT INTO concerts (title, created_at) VALUES ($1, $2) RETURNING id",
+                 {param(concert.title), param(to_millis(now))}}};
+    for (const auto& schedule : concert.schedules) {
+        first.push_back({"INSERT INTO schedules (concert_id, starts_at, total_seats)"
+                         " VALUES (currval('concerts_id_seq'), $1, $2) RETURNING id",
+                         {param(to_millis(schedule.starts_at)), param(std::int64_t{schedule.seat_count})}});
+    }
+    auto results = co_await conn->pipeline(all(first), timeout);
+    app::CreatedConcert created;
+    created.concert_id = results[1].int64(0, 0);
+    std::vector<PgStatement> seats;
+    for (std::size_t i = 0; i < concert.schedules.size(); ++i) {
+        ScheduleId id = results[2 + i].int64(0, 0);
+        created.schedule_ids.push_back(id);
+        seats.push_back({"INSERT INTO seats (schedule_id, seat_no, price)"
+                         " SELECT $1, n, $2 FROM generate_series(1, $3) AS n",
+                         {param(id), param(concert.schedules[i].price_won),
+                          param(std::int64_t{concert.schedules[i].seat_count})}});
+    }
+    seats.push_back(kCommit);
+    co_await conn->pipeline(all(seats), timeout);
+    co_return created;
+}
+
+app::Task<bool> PgCatalogStore::has_concerts() {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute("SELECT EXISTS (SELECT 1 FROM concerts)", {},
+                                         pool_.options().statement_timeout);
+    co_return result.boolean(0, 0);
+}
+
+app::Task<bool> PgCatalogStore::ping() {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute("SELECT 1", {}, pool_.options().statement_timeout);
+    co_return result.rows() == 1;
+}
+
+}  // namespace concertd::postgres

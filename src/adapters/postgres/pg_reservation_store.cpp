@@ -1,0 +1,286 @@
+#include "adapters/postgres/pg_reservation_store.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "adapters/postgres/pg_rows.hpp"
+#include "app/events.hpp"
+#include "domain/rules.hpp"
+
+namespace concertd::postgres {
+
+using app::HoldCommand;
+
+namespace {
+
+constexpr int kOptimisticAttemptsMax = 4;
+
+#define CONCERTD_PG_SEAT_SELECT                                                                  \
+    "SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version,"  \
+    " now_ms() FROM seats s JOIN schedules sc ON sc.id = s.schedule_id"                         \
+    " WHERE s.schedule_id = $1 AND s.seat_no = $2"
+
+constexpr const char* kSeatRead = CONCERTD_PG_SEAT_SELECT;
+constexpr const char* kSeatForUpdate = CONCERTD_PG_SEAT_SELECT " FOR UPDATE OF s";
+// The seat's HELD reservation, live or stale (at most one: the unique index).
+constexpr const char* kHeldReservationsOfSeat =
+    "SELECT " CONCERTD_PG_RESERVATION_COLUMNS
+    " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id"
+    " WHERE r.seat_id = (SELECT id FROM seats WHERE schedule_id = $1 AND seat_no = $2)"
+    " AND r.status = 'HELD'";
+constexpr const char* kNextReservationId = "SELECT nextval('reservations_id_seq')";
+
+// What a hold reads before it writes.
+struct SeatSnapshot {
+    std::optional<std::int64_t> seat_id;
+    ConcertId concert_id = 0;
+    TimePoint starts_at;
+    SeatState state;
+    std::int64_t version = 0;
+    TimePoint db_now;
+    std::vector<Reservation> held;
+    ReservationId next_id = 0;
+};
+
+SeatSnapshot read_snapshot(const PgResult& seat, const PgResult& held, const PgResult& next_id,
+                           SeatNo seat_no) {
+    SeatSnapshot s;
+    if (seat.rows() > 0) {
+        s.seat_id = seat.int64(0, 0);
+        s.concert_id = seat.int64(0, 1);
+        s.starts_at = from_millis(seat.int64(0, 2));
+        s.state.seat_no = seat_no;
+        s.state.price_won = seat.int64(0, 3);
+        s.state.stored_status = parse_seat_status(seat.text(0, 4)).value_or(SeatStatus::kSold);
+        if (auto expiry = seat.optional_int64(0, 5)) s.state.hold_expires_at = from_millis(*expiry);
+        s.version = seat.int64(0, 6);
+        s.db_now = from_millis(seat.int64(0, 7));
+    }
+    for (int row = 0; row < held.rows(); ++row) s.held.push_back(read_reservation(held, row));
+    s.next_id = next_id.int64(0, 0);
+    return s;
+}
+
+std::vector<PgStatement> snapshot_statements(const HoldCommand& c, const char* seat_sql) {
+    return {{seat_sql, {param(c.schedule_id), param(std::int64_t{c.seat_no})}},
+            {kHeldReservationsOfSeat, {param(c.schedule_id), param(std::int64_t{c.seat_no})}},
+            {kNextReservationId, {}}};
+}
+
+std::optional<Refusal> check_hold(const SeatSnapshot& s) {
+    if (!s.seat_id) return Refusal{Rejection::kNotFound, "no such schedule or seat"};
+    if (s.starts_at <= s.db_now) {
+        return Refusal{Rejection::kSeatUnavailable, "the performance has already started"};
+    }
+    return check_holdable(s.state, s.db_now);
+}
+
+std::chrono::milliseconds hold_duration(const HoldCommand& c) { return c.expires_at - c.now; }
+
+Reservation new_reservation(const SeatSnapshot& s, const HoldCommand& c, TimePoint expires_at) {
+    Reservation r;
+    r.id = s.next_id;
+    r.user_id = c.user_id;
+    r.schedule_id = c.schedule_id;
+    r.concert_id = s.concert_id;
+    r.seat_no = c.seat_no;
+    r.price_won = s.state.price_won;
+    r.stored_status = ReservationStatus::kHeld;
+    r.expires_at = expires_at;
+    return r;
+}
+
+// The writes after the seat is claimed: resolve the stale hold, insert the reservation and the
+// events, commit.
+std::vector<PgStatement> record_hold(const SeatSnapshot& s, const Reservation& reservation) {
+    std::vector<PgStatement> statements;
+    for (auto stale : s.held) {
+        statements.push_back({"UPDATE reservations SET status = 'EXPIRED', resolved_at = $2,"
+                              " version = version + 1 WHERE id = $1 AND status = 'HELD'",
+                              {param(stale.id), param(to_millis(s.db_now))}});
+        stale.stored_status = ReservationStatus::kExpired;
+        statements.push_back(insert_event(app::reservation_expired_event(stale, s.db_now)));
+    }
+    statements.push_back(
+        {"INSERT INTO reservations (id, user_id, schedule_id, seat_id, seat_no, price, status,"
+         " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7, $8)",
+         {param(reservation.id), param(reservation.user_id), param(reservation.schedule_id),
+          param(*s.seat_id), param(std::int64_t{reservation.seat_no}), param(reservation.price_won),
+          param(to_millis(s.db_now)), param(to_millis(reservation.expires_at))}});
+    statements.push_back(insert_event(app::reservation_held_event(reservation, s.db_now)));
+    statements.push_back(kCommit);
+    return statements;
+}
+
+PgStatement mark_seat_held(std::int64_t seat_id, TimePoint expires_at) {
+    return {"UPDATE seats SET status = 'HELD', hold_expires_at = $2, version = version + 1"
+            " WHERE id = $1",
+            {param(seat_id), param(to_millis(expires_at))}};
+}
+
+// The unique index refused a second live hold: the strategy lost a race it could not see.
+template <class Fn>
+app::Task<Result<Reservation>> refusing_duplicates(Fn fn) {
+    try {
+        co_return co_await fn();
+    } catch (const detail::PgError& error) {
+        if (!error.is_unique_violation()) throw;
+    }
+    co_return Refusal{Rejection::kSeatUnavailable, "seat is held or sold"};
+}
+
+app::Task<void> jitter_pause(int attempt) {
+    thread_local std::minstd_rand random{std::random_device{}()};
+    std::chrono::microseconds pause(random() % static_cast<unsigned>(500 << attempt));
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
+    co_await timer.async_wait(boost::asio::use_awaitable);
+}
+
+}  // namespace
+
+app::Task<Result<Reservation>> PgReservationStore::hold(HoldCommand command) {
+    switch (command.strategy) {
+        case app::Strategy::kOptimistic: co_return co_await hold_optimistic(command);
+        case app::Strategy::kAtomic: co_return co_await hold_atomic(command);
+        case app::Strategy::kPessimistic: co_return co_await hold_locked(command, true);
+        case app::Strategy::kDistributed: co_return co_await hold_locked(command, false);
+    }
+    co_return co_await hold_locked(command, true);
+}
+
+// pessimistic (row lock) and distributed (the lock port already serializes this seat).
+app::Task<Result<Reservation>> PgReservationStore::hold_locked(HoldCommand c, bool row_lock) {
+    auto timeout = pool_.options().statement_timeout;
+    auto conn = co_await pool_.acquire();
+    auto read = snapshot_statements(c, row_lock ? kSeatForUpdate : kSeatRead);
+    read.insert(read.begin(), kBegin);
+    auto results = co_await conn->pipeline(all(read), timeout);
+    auto snapshot = read_snapshot(results[1], results[2], results[3], c.seat_no);
+    if (auto refusal = check_hold(snapshot)) {
+        co_await conn->execute("ROLLBACK", {}, timeout);
+        co_return *refusal;
+    }
+    auto reservation = new_reservation(snapshot, c, snapshot.db_now + hold_duration(c));
+    co_return co_await refusing_duplicates([&]() -> app::Task<Result<Reservation>> {
+        auto writes = record_hold(snapshot, reservation);
+        writes.insert(writes.begin(), mark_seat_held(*snapshot.seat_id, reservation.expires_at));
+        co_await conn->pipeline(all(writes), timeout);
+        co_return reservation;
+    });
+}
+
+app::Task<Result<Reservation>> PgReservationStore::hold_optimistic(HoldCommand c) {
+    auto timeout = pool_.options().statement_timeout;
+    for (int attempt = 1; attempt <= kOptimisticAttemptsMax; ++attempt) {
+        std::optional<Result<Reservation>> outcome;
+        {
+            auto conn = co_await pool_.acquire();
+            auto read = snapshot_statements(c, kSeatRead);
+            auto results = co_await conn->pipeline(all(read), timeout);
+            auto snapshot = read_snapshot(results[0], results[1], results[2], c.seat_no);
+            // A taken seat is refused from the read alone: the loser never writes.
+            if (auto refusal = check_hold(snapshot)) co_return *refusal;
+            auto reservation = new_reservation(snapshot, c, snapshot.db_now + hold_duration(c));
+            std::vector<PgStatement> claim{
+                kBegin,
+                {"UPDATE seats SET status = 'HELD', hold_expires_at = $3, version = version + 1"
+                 " WHERE id = $1 AND version = $2",
+                 {param(*snapshot.seat_id), param(snapshot.version),
+                  param(to_millis(reservation.expires_at))}}};
+            auto claimed = co_await conn->pipeline(all(claim), timeout);
+            if (claimed[1].affected_rows() == 1) {
+                outcome = co_await refusing_duplicates([&]() -> app::Task<Result<Reservation>> {
+                    co_await conn->pipeline(all(record_hold(snapshot, reservation)), timeout);
+                    co_return reservation;
+                });
+            } else {
+                co_await conn->execute("ROLLBACK", {}, timeout);
+            }
+        }
+        if (outcome) co_return std::move(*outcome);
+        stats_.hold_retries.add();
+        if (attempt < kOptimisticAttemptsMax) co_await jitter_pause(attempt);
+    }
+    // Still losing races after every retry: the seat is contended; take the row lock once.
+    co_return co_await hold_locked(c, true);
+}
+
+app::Task<Result<Reservation>> PgReservationStore::hold_atomic(HoldCommand c) {
+    auto timeout = pool_.options().statement_timeout;
+    auto conn = co_await pool_.acquire();
+    std::vector<PgStatement> claim{
+        kBegin,
+        {"UPDATE seats s SET status = 'HELD', hold_expires_at = now_ms() + $3,"
+         " version = s.version + 1"
+         " FROM schedules sc WHERE sc.id = s.schedule_id AND s.schedule_id = $1"
+         " AND s.seat_no = $2 AND sc.starts_at > now_ms()"
+         " AND (s.status = 'AVAILABLE' OR (s.status = 'HELD' AND s.hold_expires_at <= now_ms()))"
+         " RETURNING s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at,"
+         " s.version, now_ms()",
+         {param(c.schedule_id), param(std::int64_t{c.seat_no}),
+          param(static_cast<std::int64_t>(hold_duration(c).count()))}}};
+    auto tail = snapshot_statements(c, kSeatRead);
+    claim.push_back(tail[1]);  // the stale hold, if any
+    claim.push_back(tail[2]);  // the reservation id
+    auto results = co_await conn->pipeline(all(claim), timeout);
+    if (results[1].rows() == 0) {
+        co_await conn->execute("ROLLBACK", {}, timeout);
+        // Only the refusal path reads, to tell an unknown seat from a taken one.
+        auto seat = co_await conn->execute(kSeatRead, {param(c.schedule_id), param(std::int64_t{c.seat_no})},
+                                           timeout);
+        if (seat.rows() == 0) co_return Refusal{Rejection::kNotFound, "no such schedule or seat"};
+        co_return Refusal{Rejection::kSeatUnavailable, "seat is held or sold"};
+    }
+    auto snapshot = read_snapshot(results[1], results[2], results[3], c.seat_no);
+    auto reservation = new_reservation(snapshot, c, *snapshot.state.hold_expires_at);
+    co_return co_await refusing_duplicates([&]() -> app::Task<Result<Reservation>> {
+        co_await conn->pipeline(all(record_hold(snapshot, reservation)), timeout);
+        co_return reservation;
+    });
+}
+
+app::Task<std::optional<Reservation>> PgReservationStore::find(ReservationId id) {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute(
+        "SELECT " CONCERTD_PG_RESERVATION_COLUMNS
+        " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id WHERE r.id = $1",
+        {param(id)}, pool_.options().statement_timeout);
+    co_return find_reservation_in(result);
+}
+
+app::Task<std::vector<Reservation>> PgReservationStore::expire_due(TimePoint, int batch) {
+    auto timeout = pool_.options().statement_timeout;
+    auto conn = co_await pool_.acquire();
+    // SKIP LOCKED: several processes sweep without waiting on each other or a payment.
+    std::vector<PgStatement> claim{
+        kBegin,
+        {"UPDATE reservations SET status = 'EXPIRED', resolved_at = now_ms(),"
+         " version = version + 1 WHERE id IN (SELECT id FROM reservations"
+         " WHERE status = 'HELD' AND expires_at <= now_ms() ORDER BY expires_at LIMIT $1"
+         " FOR UPDATE SKIP LOCKED)"
+         " RETURNING id, user_id, schedule_id,"
+         " (SELECT concert_id FROM schedules WHERE schedules.id = reservations.schedule_id),"
+         " seat_no, price, status, expires_at, now_ms()",
+         {param(std::int64_t{batch})}}};
+    auto results = co_await conn->pipeline(all(claim), timeout);
+    std::vector<Reservation> expired;
+    std::vector<PgStatement> writes;
+    for (int row = 0; row < results[1].rows(); ++row) {
+        auto reservation = read_reservation(results[1], row);
+        auto now = from_millis(results[1].int64(row, 8));
+        writes.push_back({"UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL,"
+                          " version = version + 1"
+                          " WHERE schedule_id = $1 AND seat_no = $2 AND status = 'HELD'"
+                          " AND hold_expires_at <= now_ms()",  // not a newer hold
+                          {param(reservation.schedule_id), param(std::int64_t{reservation.seat_no})}});
+        writes.push_back(insert_event(app::reservation_expired_event(reservation, now)));
+        expired.push_back(reservation);
+    }
+    writes.push_back(kCommit);
+    co_await conn->pipeline(all(writes), timeout);
+    co_return expired;
+}
+
+}  // namespace concertd::postgres

@@ -1,0 +1,106 @@
+#include "adapters/postgres/pg_wallet_store.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "adapters/postgres/pg_wallet.hpp"
+#include "app/events.hpp"
+#include "domain/rules.hpp"
+
+namespace concertd::postgres {
+
+namespace {
+
+constexpr int kOptimisticAttemptsMax = 4;
+
+app::Task<void> jitter_pause(int attempt) {
+    thread_local std::minstd_rand random{std::random_device{}()};
+    std::chrono::microseconds pause(random() % static_cast<unsigned>(500 << attempt));
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
+    co_await timer.async_wait(boost::asio::use_awaitable);
+}
+
+std::vector<PgStatement> record_charge(const app::ChargeCommand& c, Won balance, TimePoint now) {
+    return {append_wallet_entry(c.user_id, WalletEntryType::kCharge, c.amount_won, balance, now),
+            insert_event(app::points_charged_event(c.user_id, c.amount_won, balance, now)),
+            kCommit};
+}
+
+}  // namespace
+
+app::Task<Result<Won>> PgWalletStore::charge(app::ChargeCommand c) {
+    if (c.strategy != app::Strategy::kOptimistic) {
+        co_return co_await charge_locked(c, c.strategy == app::Strategy::kPessimistic);
+    }
+    auto timeout = pool_.options().statement_timeout;
+    for (int attempt = 1; attempt <= kOptimisticAttemptsMax; ++attempt) {
+        {
+            auto conn = co_await pool_.acquire();
+            auto row = read_wallet(co_await conn->execute(kWalletRead, {param(c.user_id)}, timeout));
+            if (!row.exists) {
+                // First charge of this user: create the row, then read it like any other.
+                co_await conn->execute(ensure_wallet(c.user_id).sql, ensure_wallet(c.user_id).params,
+                                       timeout);
+                row = read_wallet(co_await conn->execute(kWalletRead, {param(c.user_id)}, timeout));
+            }
+            auto balance = balance_after_charge(row.balance_won, c.amount_won);
+            if (!balance) co_return balance;
+            std::vector<PgStatement> claim{
+                kBegin, write_wallet_if_unchanged(c.user_id, balance.value(), row.version)};
+            auto claimed = co_await conn->pipeline(all(claim), timeout);
+            if (claimed[1].affected_rows() == 1) {
+                co_await conn->pipeline(all(record_charge(c, balance.value(), row.db_now)), timeout);
+                co_return balance;
+            }
+            co_await conn->execute("ROLLBACK", {}, timeout);
+        }
+        stats_.charge_retries.add();
+        if (attempt < kOptimisticAttemptsMax) co_await jitter_pause(attempt);
+    }
+    // A hot wallet keeps losing: take the row lock once rather than fail the charge.
+    co_return co_await charge_locked(c, true);
+}
+
+app::Task<Result<Won>> PgWalletStore::charge_locked(app::ChargeCommand c, bool row_lock) {
+    auto timeout = pool_.options().statement_timeout;
+    auto conn = co_await pool_.acquire();
+    std::vector<PgStatement> read{kBegin, ensure_wallet(c.user_id),
+                                  {row_lock ? kWalletForUpdate : kWalletRead, {param(c.user_id)}}};
+    auto results = co_await conn->pipeline(all(read), timeout);
+    auto row = read_wallet(results[2]);
+    auto balance = balance_after_charge(row.balance_won, c.amount_won);
+    if (!balance) {
+        co_await conn->execute("ROLLBACK", {}, timeout);
+        co_return balance;
+    }
+    auto writes = record_charge(c, balance.value(), row.db_now);
+    writes.insert(writes.begin(), write_wallet(c.user_id, balance.value()));
+    co_await conn->pipeline(all(writes), timeout);
+    co_return balance;
+}
+
+app::Task<Won> PgWalletStore::balance(UserId user) {
+    auto conn = co_await pool_.acquire();
+    auto row = read_wallet(
+        co_await conn->execute(kWalletRead, {param(user)}, pool_.options().statement_timeout));
+    co_return row.balance_won;
+}
+
+app::Task<std::vector<WalletEntry>> PgWalletStore::history(UserId user, int limit) {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute(
+        "SELECT type, amount, balance_after, at FROM wallet_entries"
+        " WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+        {param(user), param(std::int64_t{limit})}, pool_.options().statement_timeout);
+    std::vector<WalletEntry> entries;
+    for (int row = 0; row < result.rows(); ++row) {
+        entries.push_back({parse_wallet_entry_type(result.text(row, 0)).value_or(WalletEntryType::kUse),
+                           result.int64(row, 1), result.int64(row, 2),
+                           from_millis(result.int64(row, 3))});
+    }
+    co_return entries;
+}
+
+}  // namespace concertd::postgres

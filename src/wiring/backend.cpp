@@ -1,0 +1,125 @@
+#include "wiring/backend.hpp"
+
+#include "adapters/memory/catalog_cache.hpp"
+#include "adapters/memory/distributed_lock.hpp"
+#include "adapters/memory/waiting_queue.hpp"
+#include "adapters/postgres/pg_advisory_lock.hpp"
+#include "adapters/postgres/pg_catalog_store.hpp"
+#include "adapters/postgres/pg_migrations.hpp"
+#include "adapters/postgres/pg_outbox_store.hpp"
+#include "adapters/postgres/pg_payment_store.hpp"
+#include "adapters/postgres/pg_pool.hpp"
+#include "adapters/postgres/pg_reservation_store.hpp"
+#include "adapters/postgres/pg_waiting_queue.hpp"
+#include "adapters/postgres/pg_wallet_store.hpp"
+#include "adapters/sqlite/sqlite_catalog_store.hpp"
+#include "adapters/sqlite/sqlite_database.hpp"
+#include "adapters/sqlite/sqlite_outbox_store.hpp"
+#include "adapters/sqlite/sqlite_payment_store.hpp"
+#include "adapters/sqlite/sqlite_reservation_store.hpp"
+#include "adapters/sqlite/sqlite_wallet_store.hpp"
+
+namespace concertd::wiring {
+
+namespace {
+
+constexpr int kSqliteReaderThreads = 2;
+constexpr int kPgConnectionsPerThreadDefault = 4;
+
+class EmbeddedBackend final : public Backend {
+public:
+    EmbeddedBackend(const Config& config, app::AppStats& stats, const app::ClockPort& clock)
+        : database_(config.sqlite_path(), kSqliteReaderThreads),
+          catalog_(database_),
+          reservations_(database_, stats),
+          wallets_(database_, stats),
+          payments_(database_, stats),
+          outbox_(database_),
+          ledger_(database_),
+          queue_(config.queue, clock) {
+        catalog = &catalog_;
+        health = &catalog_;
+        reservations = &reservations_;
+        wallets = &wallets_;
+        payments = &payments_;
+        outbox = &outbox_;
+        ledger = &ledger_;
+        queue = &queue_;
+        lock = &lock_;
+        cache = &cache_;
+    }
+
+private:
+    sqlite::SqliteDatabase database_;
+    sqlite::SqliteCatalogStore catalog_;
+    sqlite::SqliteReservationStore reservations_;
+    sqlite::SqliteWalletStore wallets_;
+    sqlite::SqlitePaymentStore payments_;
+    sqlite::SqliteOutboxStore outbox_;
+    sqlite::SqliteSalesLedgerStore ledger_;
+    memory::MemoryWaitingQueue queue_;
+    memory::MemoryDistributedLock lock_;
+    memory::MemoryCatalogCache cache_;
+};
+
+postgres::PgPoolOptions pool_options(const Config& config) {
+    postgres::PgPoolOptions options;
+    options.conninfo = config.database_url;
+    options.connections_per_thread =
+        config.database_pool_size > 0
+            ? std::max(1, (config.database_pool_size + config.threads - 1) / config.threads)
+            : kPgConnectionsPerThreadDefault;
+    return options;
+}
+
+// Several processes on one database form one service: the queue and the lock live in the
+// database, and no in-process cache serves what another process's write made stale.
+class PostgresBackend final : public Backend {
+public:
+    PostgresBackend(const Config& config, app::AppStats& stats)
+        : pool_((postgres::apply_migrations(config.database_url, postgres::kPostgresMigrations),
+                 pool_options(config))),
+          catalog_(pool_),
+          reservations_(pool_, stats),
+          wallets_(pool_, stats),
+          payments_(pool_, stats),
+          outbox_(pool_),
+          ledger_(pool_),
+          queue_(pool_, config.queue),
+          lock_(pool_) {
+        catalog = &catalog_;
+        health = &catalog_;
+        reservations = &reservations_;
+        wallets = &wallets_;
+        payments = &payments_;
+        outbox = &outbox_;
+        ledger = &ledger_;
+        queue = &queue_;
+        lock = &lock_;
+        cache = &cache_;
+    }
+
+private:
+    postgres::PgPool pool_;
+    postgres::PgCatalogStore catalog_;
+    postgres::PgReservationStore reservations_;
+    postgres::PgWalletStore wallets_;
+    postgres::PgPaymentStore payments_;
+    postgres::PgOutboxStore outbox_;
+    postgres::PgSalesLedgerStore ledger_;
+    postgres::PgWaitingQueue queue_;
+    postgres::PgAdvisoryLock lock_;
+    memory::NullCatalogCache cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> open_backend(const Config& config, app::AppStats& stats,
+                                      const app::ClockPort& clock) {
+    if (config.database() == Config::Database::kPostgres) {
+        return std::make_unique<PostgresBackend>(config, stats);
+    }
+    return std::make_unique<EmbeddedBackend>(config, stats, clock);
+}
+
+}  // namespace concertd::wiring

@@ -1,0 +1,38 @@
+// The adapters behind the ports, chosen by configuration: the embedded set (SQLite, in-process
+// queue, lock and cache) or PostgreSQL (its tables for the queue, advisory locks, no cache that
+// another process's write could make stale).
+#pragma once
+
+#include <memory>
+
+#include "app/ports/catalog_cache.hpp"
+#include "app/ports/clock.hpp"
+#include "app/ports/distributed_lock.hpp"
+#include "app/ports/storage.hpp"
+#include "app/ports/waiting_queue.hpp"
+#include "app/stats.hpp"
+#include "wiring/config.hpp"
+
+namespace concertd::wiring {
+
+// Non-owning views of one back end's adapters; the concrete back end owns them.
+class Backend {
+public:
+    virtual ~Backend() = default;
+    app::CatalogStore* catalog = nullptr;
+    app::ReservationStore* reservations = nullptr;
+    app::WalletStore* wallets = nullptr;
+    app::PaymentStore* payments = nullptr;
+    app::OutboxStore* outbox = nullptr;
+    app::SalesLedgerStore* ledger = nullptr;
+    app::StorageHealth* health = nullptr;
+    app::WaitingQueue* queue = nullptr;
+    app::DistributedLock* lock = nullptr;
+    app::CatalogCache* cache = nullptr;
+};
+
+// Opens the database (applying migrations). Throws on failure with a message for the operator.
+std::unique_ptr<Backend> open_backend(const Config& config, app::AppStats& stats,
+                                      const app::ClockPort& clock);
+
+}  // namespace concertd::wiring
