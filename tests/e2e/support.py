@@ -1,8 +1,15 @@
 """What the end-to-end tests share: a concertd process (`Server`), a pool of them keyed by their
 settings (`ServerPool`), the API flow (`Api`), response checks and a barrier-started thread pool.
 
-The suite is black-box: it knows SPEC.md, docs/api-decisions.md and the SQLite schema in
-migrations/sqlite/0001_init.sql, never the implementation.
+The suite is black-box: it knows SPEC.md, docs/api-decisions.md and the schemas in
+migrations/sqlite/0001_init.sql and migrations/postgres/0001_init.sql (the same tables and
+columns), never the implementation.
+
+Back end: CONCERTD_E2E_BACKEND=sqlite (default) gives every server its own SQLite file;
+CONCERTD_E2E_BACKEND=postgres runs one throwaway PostgreSQL cluster for the session
+(`PgCluster`, started by conftest) and gives every server its own fresh database in it. Tests
+read a server's database through `Server.db()` / `Server.db_query()` with the same SQL ('?'
+placeholders) on both.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import pathlib
 import random
 import re
 import signal
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -21,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 import requests
@@ -42,6 +51,10 @@ DEFAULT_ENV = {
 
 SEAT_STRATEGIES = ["pessimistic", "optimistic", "distributed", "atomic"]
 LOCK_STRATEGIES = ["pessimistic", "optimistic", "distributed"]
+
+BACKENDS = ("sqlite", "postgres")
+BACKEND = (os.environ.get("CONCERTD_E2E_BACKEND") or "sqlite").strip().lower()
+IS_POSTGRES = BACKEND == "postgres"
 
 # Servers that a test talked to; conftest prints their logs when the test fails.
 TOUCHED: "OrderedDict[int, Server]" = OrderedDict()
@@ -136,6 +149,181 @@ def error_code(resp: requests.Response) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# database access, the same SQL on both back ends
+
+class Row(tuple):
+    """A result row readable by index and by column name (like sqlite3.Row)."""
+
+    _names: tuple[str, ...] = ()
+
+    @classmethod
+    def make(cls, values, names: tuple[str, ...]) -> "Row":
+        row = cls(values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key):  # type: ignore[override]
+        if isinstance(key, str):
+            try:
+                return tuple.__getitem__(self, self._names.index(key))
+            except ValueError:
+                raise KeyError(key) from None
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _plain(value: Any) -> Any:
+    # PostgreSQL's sum() of bigints is numeric: compare it as the integer it is.
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+class DbReader:
+    """One connection to a server's database for reading: SQLite file (read-only, WAL readers do
+    not block the writer) or the server's PostgreSQL database. SQL uses '?' placeholders on both.
+    """
+
+    def __init__(self, server: "Server"):
+        self.backend = BACKEND
+        if IS_POSTGRES:
+            self.conn = pg_cluster().connect(server.database)
+        else:
+            self.conn = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=10)
+
+    def _run(self, sql: str, params: Iterable = ()) -> tuple[list[tuple], tuple[str, ...]]:
+        if IS_POSTGRES:
+            cur = self.conn.cursor()
+            cur.execute(sql, tuple(params) or None)
+            names = tuple(d[0] for d in cur.description or ())
+            rows = [tuple(_plain(v) for v in r) for r in (cur.fetchall() if cur.description else [])]
+            return rows, names
+        cur = self.conn.execute(sql, tuple(params))
+        names = tuple(d[0] for d in cur.description or ())
+        return [tuple(r) for r in cur.fetchall()], names
+
+    def rows(self, sql: str, params: Iterable = ()) -> list[Row]:
+        rows, names = self._run(sql, params)
+        return [Row.make(r, names) for r in rows]
+
+    def tuples(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        return self._run(sql, params)[0]
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - a connection the outage already broke
+            pass
+
+    def __enter__(self) -> "DbReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster (scripts/pg-start.sh, scripts/pg-stop.sh) in its own
+    directory; it can be stopped and started again on the same port (the outage tests)."""
+
+    def __init__(self, directory: pathlib.Path | None = None):
+        # Not under pytest's tmp dirs: those are 0700 root, and the cluster runs as `postgres`.
+        self.dir = pathlib.Path(directory or tempfile.mkdtemp(prefix="concertd-e2e-pg-"))
+        self.port: int | None = None
+        self.lock = threading.Lock()
+
+    def start(self) -> "PgCluster":
+        args = [str(REPO / "scripts" / "pg-start.sh"), str(self.dir)]
+        if self.port is not None:
+            args.append(str(self.port))
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"pg-start.sh failed ({out.returncode}): {out.stderr}{out.stdout}")
+        url = out.stdout.strip().splitlines()[-1]
+        m = re.match(r"^postgresql://postgres@127\.0\.0\.1:(\d+)/", url)
+        assert m, f"pg-start.sh printed {url!r}"
+        self.port = int(m.group(1))
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        out = subprocess.run([str(REPO / "scripts" / "pg-stop.sh"), str(self.dir), mode],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"pg-stop.sh failed ({out.returncode}): {out.stderr}{out.stdout}")
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def connect(self, database: str = "postgres", timeout: float = 10.0):
+        import pg8000.dbapi  # installed into the venv from requirements.txt
+        pg8000.dbapi.paramstyle = "qmark"
+        conn = pg8000.dbapi.connect(user="postgres", host="127.0.0.1", port=self.port, database=database,
+                                    timeout=timeout, application_name="concertd-e2e")
+        conn.autocommit = True
+        return conn
+
+    def admin(self, sql: str) -> None:
+        conn = self.connect()
+        try:
+            conn.cursor().execute(sql)
+        finally:
+            conn.close()
+
+    def create_database(self, name: str) -> None:
+        assert re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name), name
+        with self.lock:  # CREATE DATABASE copies template1: one at a time
+            self.admin(f"CREATE DATABASE {name}")
+
+    def drop_database(self, name: str) -> None:
+        assert re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name), name
+        self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join((self.dir / "server.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+_PG_CLUSTER: PgCluster | None = None
+
+
+def set_pg_cluster(cluster: PgCluster | None) -> None:
+    global _PG_CLUSTER
+    _PG_CLUSTER = cluster
+
+
+def pg_cluster() -> PgCluster:
+    assert _PG_CLUSTER is not None, "no PostgreSQL cluster: run with CONCERTD_E2E_BACKEND=postgres"
+    return _PG_CLUSTER
+
+
+_db_names = itertools.count(1)
+
+
+def new_database_name(hint: str = "db") -> str:
+    base = re.sub(r"[^a-z0-9_]+", "_", hint.lower()).strip("_")[:40] or "db"
+    return f"e2e_{os.getpid()}_{next(_db_names)}_{base}"
+
+
+def fresh_database_url(workdir: pathlib.Path, hint: str = "db") -> str:
+    """A CONCERTD_DATABASE_URL on an empty database of the session's back end."""
+    if IS_POSTGRES:
+        name = new_database_name(hint)
+        pg_cluster().create_database(name)
+        return pg_cluster().url(name)
+    return f"sqlite:{workdir}/concert.db"
+
+
+# ---------------------------------------------------------------------------------------------
 # the server process
 
 class ServerStartError(RuntimeError):
@@ -143,7 +331,10 @@ class ServerStartError(RuntimeError):
 
 
 class Server:
-    """One concertd process with its own port, work dir and SQLite file.
+    """One concertd process with its own port, work dir and database: a SQLite file in the work
+    dir, or on PostgreSQL a fresh database of the session's cluster (created at the first start,
+    dropped at close). `database=` names an existing PostgreSQL database to share instead (several
+    processes on one database); that one is not dropped.
 
     It can be stopped with SIGTERM or SIGKILL and started again on the same database.
     """
@@ -151,13 +342,16 @@ class Server:
     _counter = itertools.count(1)
 
     def __init__(self, env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
-                 name: str | None = None):
+                 name: str | None = None, database: str | None = None):
         self.number = next(Server._counter)
         self.name = name or f"concertd-{self.number}"
         self.workdir = pathlib.Path(workdir) if workdir else pathlib.Path(
             tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.workdir / "concert.db"
+        self.owns_database = database is None
+        self.database = database or new_database_name(f"{self.number}_{self.name}")
+        self._database_created = not self.owns_database
         self.overrides = dict(env or {})
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
@@ -169,7 +363,7 @@ class Server:
     def environment(self) -> dict[str, str]:
         env = clean_environ()
         env.update(DEFAULT_ENV)
-        env["CONCERTD_DATABASE_URL"] = f"sqlite:{self.db_path}"
+        env["CONCERTD_DATABASE_URL"] = self.database_url
         for k, v in self.overrides.items():
             if v is None:
                 env.pop(k, None)  # None: leave the setting to the server's default
@@ -178,8 +372,15 @@ class Server:
         env["CONCERTD_LISTEN"] = f"127.0.0.1:{self.port}"
         return env
 
+    @property
+    def database_url(self) -> str:
+        return pg_cluster().url(self.database) if IS_POSTGRES else f"sqlite:{self.db_path}"
+
     def start(self, timeout: float = 20.0) -> "Server":
         assert not self.running, "already running"
+        if IS_POSTGRES and not self._database_created:
+            pg_cluster().create_database(self.database)
+            self._database_created = True
         last_error = None
         for _attempt in range(3):
             if self.port is None or _attempt > 0:
@@ -251,6 +452,12 @@ class Server:
             try:
                 self.stop(timeout=10)
             except AssertionError:
+                pass
+        if IS_POSTGRES and self.owns_database and self._database_created:
+            try:  # keeps the cluster small over a session of a few hundred servers
+                pg_cluster().drop_database(self.database)
+                self._database_created = False
+            except Exception:  # noqa: BLE001 - a stopped cluster; the session removes it anyway
                 pass
 
     def _drop_sessions(self) -> None:

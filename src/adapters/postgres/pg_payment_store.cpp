@@ -1,11 +1,7 @@
 #include "adapters/postgres/pg_payment_store.hpp"
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <random>
-
 #include "adapters/postgres/pg_wallet.hpp"
+#include "adapters/postgres/pg_retry.hpp"
 #include "app/events.hpp"
 #include "domain/rules.hpp"
 
@@ -29,13 +25,6 @@ constexpr const char* kKeyRead =
     " FROM idempotency_keys k JOIN payments p ON p.id = k.payment_id WHERE k.key = $1";
 constexpr const char* kNextPaymentId = "SELECT nextval('payments_id_seq')";
 
-app::Task<void> jitter_pause(int attempt) {
-    thread_local std::minstd_rand random{std::random_device{}()};
-    std::chrono::microseconds pause(random() % static_cast<unsigned>(500 << attempt));
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
-    co_await timer.async_wait(boost::asio::use_awaitable);
-}
-
 // The stored answer of an Idempotency-Key, if the key is known.
 std::optional<Result<PaymentReceipt>> replay_from(const PgResult& key, const PgResult& reservation,
                                                   UserId user, ReservationId reservation_id) {
@@ -53,7 +42,11 @@ std::optional<Result<PaymentReceipt>> replay_from(const PgResult& key, const PgR
 
 }  // namespace
 
-app::Task<Result<PaymentReceipt>> PgPaymentStore::pay(PayCommand c) {
+app::Task<Result<PaymentReceipt>> PgPaymentStore::pay(PayCommand command) {
+    co_return co_await retrying_conflicts([&] { return pay_once(command); });
+}
+
+app::Task<Result<PaymentReceipt>> PgPaymentStore::pay_once(PayCommand c) {
     auto mode = c.strategy == app::Strategy::kOptimistic    ? Mode::kVersionChecked
                 : c.strategy == app::Strategy::kPessimistic ? Mode::kRowLocked
                                                             : Mode::kPlain;

@@ -18,6 +18,7 @@ public:
     app::Task<std::int64_t> purge_idempotency_keys(domain::TimePoint cutoff, int batch) override;
 
 private:
+    app::Task<domain::Result<app::PaymentReceipt>> pay_once(app::PayCommand command);
     enum class Mode { kRowLocked, kVersionChecked, kPlain };
     app::Task<std::optional<domain::Result<app::PaymentReceipt>>> attempt(
         const app::PayCommand& command, Mode mode);

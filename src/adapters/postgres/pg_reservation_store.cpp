@@ -1,11 +1,7 @@
 #include "adapters/postgres/pg_reservation_store.hpp"
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <random>
-
 #include "adapters/postgres/pg_rows.hpp"
+#include "adapters/postgres/pg_retry.hpp"
 #include "app/events.hpp"
 #include "domain/rules.hpp"
 
@@ -131,16 +127,13 @@ app::Task<Result<Reservation>> refusing_duplicates(Fn fn) {
     co_return Refusal{Rejection::kSeatUnavailable, "seat is held or sold"};
 }
 
-app::Task<void> jitter_pause(int attempt) {
-    thread_local std::minstd_rand random{std::random_device{}()};
-    std::chrono::microseconds pause(random() % static_cast<unsigned>(500 << attempt));
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
-    co_await timer.async_wait(boost::asio::use_awaitable);
-}
-
 }  // namespace
 
 app::Task<Result<Reservation>> PgReservationStore::hold(HoldCommand command) {
+    co_return co_await retrying_conflicts([&] { return hold_once(command); });
+}
+
+app::Task<Result<Reservation>> PgReservationStore::hold_once(HoldCommand command) {
     switch (command.strategy) {
         case app::Strategy::kOptimistic: co_return co_await hold_optimistic(command);
         case app::Strategy::kAtomic: co_return co_await hold_atomic(command);
@@ -250,7 +243,11 @@ app::Task<std::optional<Reservation>> PgReservationStore::find(ReservationId id)
     co_return find_reservation_in(result);
 }
 
-app::Task<std::vector<Reservation>> PgReservationStore::expire_due(TimePoint, int batch) {
+app::Task<std::vector<Reservation>> PgReservationStore::expire_due(TimePoint now, int batch) {
+    co_return co_await retrying_conflicts([&] { return expire_due_once(batch); });
+}
+
+app::Task<std::vector<Reservation>> PgReservationStore::expire_due_once(int batch) {
     auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
     // SKIP LOCKED: several processes sweep without waiting on each other or a payment.

@@ -20,6 +20,8 @@ public:
                                                            int batch) override;
 
 private:
+    app::Task<domain::Result<domain::Reservation>> hold_once(app::HoldCommand command);
+    app::Task<std::vector<domain::Reservation>> expire_due_once(int batch);
     app::Task<domain::Result<domain::Reservation>> hold_locked(app::HoldCommand command,
                                                                bool row_lock);
     app::Task<domain::Result<domain::Reservation>> hold_optimistic(app::HoldCommand command);

@@ -83,16 +83,18 @@ constexpr std::string_view kLockAdmission =
     "SELECT 1 FROM queue_admission WHERE id = 1 FOR UPDATE";
 
 // $1 admit_per_second, $2 max_active, $3 waiting_ttl_ms, $4 active_ttl_ms, $5 kSweepBatch.
+// - One tick looks at most kSweepBatch rows into the line: it admits live tokens and deletes
+//   stale ones among them, so a mass of dropped tokens at the head costs bounded work per tick
+//   (and may delay admissions by a few ticks) rather than a scan of the whole line.
 // - Each DELETE or UPDATE picks its rows as an array (= ANY(ARRAY(…))): the planner cannot see
-//   the LIMIT's size and would hash-join the whole table; this keeps every part an index scan
-//   bounded by kSweepBatch or the admissions.
+//   the LIMIT's size and would hash-join the whole table; this keeps every part an index scan.
 // - The row sets the CTEs touch are disjoint by their predicates under one clock reading
-//   (ACTIVE expired / WAITING stale at the head / WAITING live), and each DELETE or UPDATE
-//   repeats its predicate on the target, so the recheck of a row changed meanwhile (a poll, an
-//   expire_user) judges its newest version.
-// - The head rows are locked (FOR UPDATE, no SKIP LOCKED): a row a poll holds for a moment is
-//   waited for, not skipped, which would break FIFO; other admitters are already excluded by
-//   the admission row lock.
+//   (ACTIVE expired / WAITING stale / WAITING live), and each DELETE or UPDATE repeats its
+//   predicate on the target, so the recheck of a row changed meanwhile (a poll, an expire_user,
+//   a re-issue) judges its newest version.
+// - The UPDATE waits for a row a poll holds for a moment rather than skipping it (no SKIP
+//   LOCKED), which keeps FIFO; other admitters are already excluded by the admission row lock,
+//   and the budget is charged only for rows actually admitted.
 constexpr std::string_view kAdmit =
     "WITH clock AS MATERIALIZED (SELECT now_ms() AS now), "
     // A fresh row (refilled_at 0) starts full, like the in-process queue; a clock step back
@@ -110,9 +112,8 @@ constexpr std::string_view kAdmit =
     "  LIMIT $5::bigint))"
     " AND t.status = 'ACTIVE' AND t.expires_at <= c.now"
     " RETURNING 1), "
-    // Only the head is swept (a bounded scan of the line index); stale tokens further back are
-    // invisible to find() and positions already, and are deleted when they reach the head or
-    // their user issues again.
+    // Only the head is swept; stale tokens further back are invisible to find() and positions
+    // already, and are deleted when they reach the head or their user issues again.
     "dropped AS ("
     " DELETE FROM queue_tokens t USING clock c"
     " WHERE t.token = ANY(ARRAY(SELECT h.token FROM (SELECT token, last_poll_at"
@@ -129,9 +130,10 @@ constexpr std::string_view kAdmit =
     "admitted AS ("
     " UPDATE queue_tokens t SET status = 'ACTIVE', expires_at = c.now + $4::bigint"
     " FROM clock c"
-    " WHERE t.token = ANY(ARRAY(SELECT w.token FROM queue_tokens w, clock cw"
-    "  WHERE w.status = 'WAITING' AND w.last_poll_at > cw.now - $3::bigint"
-    "  ORDER BY w.seq LIMIT COALESCE((SELECT n FROM quota), 0) FOR UPDATE OF w))"
+    " WHERE t.token = ANY(ARRAY(SELECT h.token FROM (SELECT token, seq, last_poll_at"
+    "   FROM queue_tokens WHERE status = 'WAITING' ORDER BY seq LIMIT $5::bigint) h, clock ch"
+    "  WHERE h.last_poll_at > ch.now - $3::bigint"
+    "  ORDER BY h.seq LIMIT COALESCE((SELECT n FROM quota), 0)))"
     " AND t.status = 'WAITING' AND t.last_poll_at > c.now - $3::bigint"
     " RETURNING 1), "
     "spent AS (SELECT count(*) AS n FROM admitted), "

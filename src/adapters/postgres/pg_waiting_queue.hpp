@@ -36,8 +36,8 @@ namespace concertd::postgres {
 
 class PgWaitingQueue final : public app::WaitingQueue {
 public:
-    // Expired ACTIVE tokens admit() deletes per call, and how far into the head of the line it
-    // looks for stale WAITING ones: bounds the work of one tick.
+    // Expired ACTIVE tokens admit() deletes per call, and how far into the line it looks (to
+    // admit live tokens and delete stale ones): bounds the work of one tick.
     static constexpr std::int64_t kSweepBatch = 1000;
     // How long admit() waits for another process's admission transaction before skipping a tick.
     static constexpr std::int64_t kAdmissionLockWaitMs = 1000;
@@ -62,10 +62,11 @@ public:
     boost::asio::awaitable<void> expire_user(domain::UserId user) override;
     // One transaction, one round trip: waits (at most kAdmissionLockWaitMs, else returns 0) for
     // the queue_admission row, refills the bucket, deletes up to kSweepBatch expired ACTIVE
-    // tokens and the stale WAITING ones among the first kSweepBatch of the line, then admits
-    // min(floor(budget), max_active - active) from the head in seq order. Returns how many were
-    // admitted. `now` is ignored: the database's clock decides. Safe from any number of
-    // processes and threads at once.
+    // tokens, and among the first kSweepBatch WAITING tokens of the line deletes the stale ones
+    // and admits up to min(floor(budget), max_active - active) live ones in seq order (fewer
+    // when the head is mostly stale: the next tick goes on). Returns how many were admitted.
+    // `now` is ignored: the database's clock decides. Safe from any number of processes and
+    // threads at once.
     boost::asio::awaitable<std::int64_t> admit(domain::TimePoint now) override;
     // Live WAITING tokens and unexpired ACTIVE tokens, counted now (O(N): for /metrics).
     boost::asio::awaitable<app::QueueStats> stats() override;

@@ -1,11 +1,7 @@
 #include "adapters/postgres/pg_wallet_store.hpp"
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <random>
-
 #include "adapters/postgres/pg_wallet.hpp"
+#include "adapters/postgres/pg_retry.hpp"
 #include "app/events.hpp"
 #include "domain/rules.hpp"
 
@@ -15,13 +11,6 @@ namespace {
 
 constexpr int kOptimisticAttemptsMax = 4;
 
-app::Task<void> jitter_pause(int attempt) {
-    thread_local std::minstd_rand random{std::random_device{}()};
-    std::chrono::microseconds pause(random() % static_cast<unsigned>(500 << attempt));
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
-    co_await timer.async_wait(boost::asio::use_awaitable);
-}
-
 std::vector<PgStatement> record_charge(const app::ChargeCommand& c, Won balance, TimePoint now) {
     return {append_wallet_entry(c.user_id, WalletEntryType::kCharge, c.amount_won, balance, now),
             insert_event(app::points_charged_event(c.user_id, c.amount_won, balance, now)),
@@ -30,7 +19,11 @@ std::vector<PgStatement> record_charge(const app::ChargeCommand& c, Won balance,
 
 }  // namespace
 
-app::Task<Result<Won>> PgWalletStore::charge(app::ChargeCommand c) {
+app::Task<Result<Won>> PgWalletStore::charge(app::ChargeCommand command) {
+    co_return co_await retrying_conflicts([&] { return charge_once(command); });
+}
+
+app::Task<Result<Won>> PgWalletStore::charge_once(app::ChargeCommand c) {
     if (c.strategy != app::Strategy::kOptimistic) {
         co_return co_await charge_locked(c, c.strategy == app::Strategy::kPessimistic);
     }

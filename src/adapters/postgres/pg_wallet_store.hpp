@@ -17,6 +17,7 @@ public:
     app::Task<std::vector<domain::WalletEntry>> history(domain::UserId user, int limit) override;
 
 private:
+    app::Task<domain::Result<domain::Won>> charge_once(app::ChargeCommand command);
     app::Task<domain::Result<domain::Won>> charge_locked(app::ChargeCommand command, bool row_lock);
 
     PgPool& pool_;

@@ -125,6 +125,7 @@ struct PgConnection::Impl {
     asio::awaitable<void> wait(asio::steady_timer& deadline, short events, std::string_view what,
                                std::chrono::milliseconds timeout) {
         assert(socket);
+        if (PQsocket(conn) < 0) fail("connection lost");  // libpq dropped it
         if (ready_now(PQsocket(conn), events) != 0) co_return;
         using asio::experimental::make_parallel_group;
         using asio::experimental::wait_for_one;

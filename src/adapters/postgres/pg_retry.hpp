@@ -1,0 +1,43 @@
+// Retries for the PostgreSQL stores: a short random pause between attempts, and a frame that
+// runs a transaction again when the server aborted it for a deadlock or a serialization
+// failure (nothing of it was committed, so a retry is safe).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <random>
+
+#include "adapters/postgres/detail/pg_connection.hpp"
+
+namespace concertd::postgres {
+
+inline constexpr int kConflictAttemptsMax = 3;
+
+// Sleeps a random 0..(2^attempt × 500 µs), so racing writers spread out.
+inline boost::asio::awaitable<void> jitter_pause(int attempt) {
+    thread_local std::minstd_rand random{std::random_device{}()};
+    std::chrono::microseconds pause(random() % static_cast<unsigned>(500 << attempt));
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
+    co_await timer.async_wait(boost::asio::use_awaitable);
+}
+
+// Runs `transaction()` (returning an awaitable) again after a deadlock or serialization failure,
+// up to kConflictAttemptsMax times; other errors pass through.
+template <class Transaction>
+auto retrying_conflicts(Transaction transaction) -> decltype(transaction()) {
+    for (int attempt = 1;; ++attempt) {
+        bool conflicted = false;
+        try {
+            co_return co_await transaction();
+        } catch (const detail::PgError& error) {
+            if (!error.is_retryable() || attempt >= kConflictAttemptsMax) throw;
+            conflicted = true;
+        }
+        if (conflicted) co_await jitter_pause(attempt);
+    }
+}
+
+}  // namespace concertd::postgres
