@@ -79,6 +79,7 @@ public:
     PostgresBackend(const Config& config, app::AppStats& stats)
         : pool_((postgres::apply_migrations(config.database_url, postgres::kPostgresMigrations),
                  pool_options(config))),
+          lock_pool_(pool_options(config)),
           catalog_(pool_),
           reservations_(pool_, stats),
           wallets_(pool_, stats),
@@ -86,7 +87,7 @@ public:
           outbox_(pool_),
           ledger_(pool_),
           queue_(pool_, config.queue),
-          lock_(pool_) {
+          lock_(lock_pool_) {
         catalog = &catalog_;
         health = &catalog_;
         reservations = &reservations_;
@@ -101,6 +102,9 @@ public:
 
 private:
     postgres::PgPool pool_;
+    // Lock holders keep a session each while their transaction runs on pool_: on one pool they
+    // could take every connection the transactions need.
+    postgres::PgPool lock_pool_;
     postgres::PgCatalogStore catalog_;
     postgres::PgReservationStore reservations_;
     postgres::PgWalletStore wallets_;

@@ -1,6 +1,9 @@
 """Fixtures of the end-to-end suite.
 
-- `server`: the session's default concertd (SQLite in a temp dir, no demo data, admin key,
+- `pg_cluster` (session, autouse): with CONCERTD_E2E_BACKEND=postgres, one throwaway PostgreSQL
+  cluster for the whole session (scripts/pg-start.sh in a temp dir, stopped and removed at the
+  end); every server then gets its own fresh database in it. Nothing on SQLite (the default).
+- `server`: the session's default concertd (its own database, no demo data, admin key,
   a queue that admits at once). Plain tests share it; each uses its own fresh user ids and
   concerts, so they do not depend on one another.
 - `api`: the SPEC §3 flow over `server`.
@@ -26,10 +29,41 @@ def pytest_configure(config):
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         raise pytest.UsageError(f"concertd binary not found or not executable: {binary} "
                                 f"(set CONCERTD_BINARY)")
+    if support.BACKEND not in support.BACKENDS:
+        raise pytest.UsageError(f"CONCERTD_E2E_BACKEND={support.BACKEND!r}: expected one of {support.BACKENDS}")
+
+
+def pytest_report_header(config):
+    return f"concertd e2e back end: {support.BACKEND} (CONCERTD_E2E_BACKEND)"
+
+
+def pytest_collection_modifyitems(config, items):
+    # tests/e2e/test_pg_*.py: PostgreSQL only; `sqlite_only` tests: SQLite only.
+    for item in items:
+        if item.path.name.startswith("test_pg_") and not support.IS_POSTGRES:
+            item.add_marker(pytest.mark.skip(reason="PostgreSQL only: run with CONCERTD_E2E_BACKEND=postgres"))
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None and support.IS_POSTGRES:
+            reason = marker.args[0] if marker.args else "specific to the SQLite back end"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pg_cluster():
+    if not support.IS_POSTGRES:
+        yield None
+        return
+    cluster = support.PgCluster().start()
+    support.set_pg_cluster(cluster)
+    try:
+        yield cluster
+    finally:
+        support.set_pg_cluster(None)
+        cluster.destroy()
 
 
 @pytest.fixture(scope="session")
-def session_dir(tmp_path_factory) -> pathlib.Path:
+def session_dir(tmp_path_factory, pg_cluster) -> pathlib.Path:
     return tmp_path_factory.mktemp("concertd")
 
 
@@ -47,12 +81,12 @@ def api(server) -> Api:
 
 
 @pytest.fixture
-def make_server(tmp_path):
+def make_server(tmp_path, pg_cluster):
     started: list[Server] = []
     counter = iter(range(1, 1000))
 
-    def make(start: bool = True, **env) -> Server:
-        s = Server(dict(env), workdir=tmp_path / f"server-{next(counter)}")
+    def make(start: bool = True, database: str | None = None, **env) -> Server:
+        s = Server(dict(env), workdir=tmp_path / f"server-{next(counter)}", database=database)
         started.append(s)
         if start:
             s.start()
@@ -84,3 +118,9 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for s in list(support.TOUCHED.values()):
             report.sections.append((f"concertd log: {s.name} ({s.log_path})", s.log_tail(60)))
+        if support.IS_POSTGRES and support.TOUCHED:
+            try:
+                cluster = support.pg_cluster()
+                report.sections.append((f"postgresql log ({cluster.dir}/server.log)", cluster.log_tail(30)))
+            except AssertionError:
+                pass

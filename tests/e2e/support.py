@@ -196,7 +196,7 @@ class DbReader:
     def _run(self, sql: str, params: Iterable = ()) -> tuple[list[tuple], tuple[str, ...]]:
         if IS_POSTGRES:
             cur = self.conn.cursor()
-            cur.execute(sql, tuple(params) or None)
+            cur.execute(sql, tuple(params))
             names = tuple(d[0] for d in cur.description or ())
             rows = [tuple(_plain(v) for v in r) for r in (cur.fetchall() if cur.description else [])]
             return rows, names
@@ -504,19 +504,13 @@ class Server:
         return self.request("POST", path, json=json, **kw)
 
     # -- database -----------------------------------------------------------------------------
-    def db(self) -> sqlite3.Connection:
-        """A read-only connection to the server's SQLite file (safe while it runs: WAL readers
-        do not block the writer)."""
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        return conn
+    def db(self) -> DbReader:
+        """A connection to the server's database for reading (safe while it runs); close it."""
+        return DbReader(self)
 
-    def db_query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        conn = self.db()
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+    def db_query(self, sql: str, params: tuple = ()) -> list[Row]:
+        with self.db() as db:
+            return db.rows(sql, params)
 
 
 class ServerPool:

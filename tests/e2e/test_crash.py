@@ -1,9 +1,11 @@
-"""kill -9 in the middle of a burst of holds, charges and payments; restart on the same SQLite
-file; check every invariant of SPEC §2 through HTTP and in the database itself (schema:
-migrations/sqlite/0001_init.sql). Nothing acknowledged may be lost, nothing may be half done, the
+"""kill -9 in the middle of a burst of holds, charges and payments; restart on the same database
+(SQLite file or PostgreSQL database); check every invariant of SPEC §2 through HTTP and in the
+database itself (schema: migrations/sqlite/0001_init.sql, the same tables in
+migrations/postgres/0001_init.sql). Nothing acknowledged may be lost, nothing may be half done, the
 outbox is relayed after the restart and the sales-ledger consumer acted once per payment."""
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -13,7 +15,7 @@ from collections import Counter, defaultdict
 import pytest
 import requests
 
-from support import Api, expect, new_user_id, poll, schedule_spec
+from support import Api, error_code, expect, new_user_id, poll, schedule_spec
 
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
@@ -30,23 +32,45 @@ class Ledger:
         self.holds = {}                    # reservationId -> (user, scheduleId, seatNo)
         self.payments = {}                 # paymentId -> (user, reservationId, amount)
         self.statuses = Counter()
+        self.unavailable = []              # 503 answers: (method, path, code, Retry-After)
+        self.transport_errors = Counter()  # requests cut or refused: (method, path shape) -> n
 
 
-def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int], seats: int, stop: threading.Event):
+def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int], seats: int, stop: threading.Event,
+                 outage: bool = False, servers: list | None = None):
+    """One client's loop: token, charge its own wallet and a hot one, hold a random seat, pay 70 %
+    of its holds. Without `outage` a transport error ends the loop (the kill cut it) and a 5xx
+    fails. With `outage` (the database goes away, the process stays up) a 503 is recorded and
+    its outcome counted as unknown, and the loop goes on until `stop`. `servers` spreads the
+    requests alternately over several processes (one database)."""
     rng = random.Random(user)
-    s = api.s
-    sess = requests.Session()
+    targets = servers or [api.s]
+    turn = itertools.count(rng.randrange(len(targets)))
+    sess = {id(x): requests.Session() for x in targets}
     token = None
 
+    class Unavailable(Exception):
+        pass
+
     def call(method, path, **kw):
-        r = s.request(method, path, session=sess, allow_5xx=True, timeout=10, **kw)
+        s = targets[next(turn) % len(targets)]
+        try:
+            r = s.request(method, path, session=sess[id(s)], allow_5xx=True, timeout=10, **kw)
+        except requests.RequestException:
+            with ledger.lock:
+                ledger.transport_errors[(method, path.split("/")[2] if path.count("/") > 1 else path)] += 1
+            raise
         with ledger.lock:
             ledger.statuses[r.status_code] += 1
+            if r.status_code == 503:
+                ledger.unavailable.append((method, path, error_code(r), r.headers.get("Retry-After")))
+        if outage and r.status_code == 503:
+            raise Unavailable()
         assert r.status_code < 500, f"{method} {path}: {r.status_code} {r.text}"
         return r
 
-    try:
-        while not stop.is_set():
+    while not stop.is_set():
+        try:
             if token is None:
                 r = call("POST", "/v1/queue/tokens", json={"userId": user})
                 token = r.json()["token"]
@@ -55,7 +79,7 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
             for who, amount in ((user, PRICE), (hot, 10)):
                 try:
                     r = call("POST", f"/v1/users/{who}/points/charge", json={"amount": amount})
-                except requests.RequestException:
+                except (requests.RequestException, Unavailable):
                     with ledger.lock:
                         ledger.charges_unknown[who] += 1
                     raise
@@ -81,38 +105,34 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
                     with ledger.lock:
                         ledger.payments[body["paymentId"]] = (user, rid, body["amount"])
                     token = None
-    except requests.RequestException:  # the kill cut it: outcome unknown
-        return
+        except Unavailable:
+            time.sleep(0.02)  # the database is away: try again, as a client told Retry-After would
+        except requests.RequestException:
+            if not outage:
+                return  # the kill cut it: outcome unknown
+            time.sleep(0.05)
+            sess = {id(x): requests.Session() for x in targets}
 
 
-def test_kill_9_mid_burst_then_restart(make_server):
-    seats = 50
-    s = make_server(CONCERTD_HOLD_SECONDS=300)
-    api = Api(s)
-    concert_id, sids = api.create_concert([schedule_spec(seats=seats, price=PRICE),
-                                           schedule_spec(days=40, seats=seats, price=PRICE)])
-    users = [new_user_id() for _ in range(24)]
+def start_burst(api: Api, sids: list[int], seats: int, clients: int = 24, outage: bool = False,
+                servers: list | None = None):
+    users = [new_user_id() for _ in range(clients)]
     hot = new_user_id()
     ledger = Ledger()
     stop = threading.Event()
-    threads = [threading.Thread(target=burst_worker, args=(api, ledger, u, hot, sids, seats, stop)) for u in users]
+    threads = [threading.Thread(target=burst_worker, args=(api, ledger, u, hot, sids, seats, stop, outage, servers))
+               for u in users]
     for t in threads:
         t.start()
-    poll(lambda: len(ledger.payments) >= 30, timeout=30, what="30 payments before the kill")
-    time.sleep(random.uniform(0.05, 0.3))
-    s.kill()
-    stop.set()
-    for t in threads:
-        t.join(20)
-        assert not t.is_alive()
-    assert not [k for k in ledger.statuses if k >= 500], dict(ledger.statuses)
-    assert ledger.payments and ledger.holds and ledger.charges_acked
-    print(f"before the kill: {len(ledger.holds)} holds, {len(ledger.payments)} payments, "
-          f"{sum(ledger.charges_acked.values())} charges acknowledged, "
-          f"{sum(ledger.charges_unknown.values())} cut; answers {dict(ledger.statuses)}")
+    return users, hot, ledger, stop, threads
 
-    # restart on the same database
-    s.start()
+
+def check_invariants(api: Api, ledger: Ledger, users: list[int], hot: int, sids: list[int],
+                     stop_first: list | None = None) -> None:
+    """After a crash or an outage, with `api.s` running: what was acknowledged is there through
+    HTTP, then with every process on the database stopped (`api.s` and `stop_first`), the
+    invariants of SPEC §2 hold in the database itself; then `api.s` serves again."""
+    s = api.s
     now_ms = int(time.time() * 1000)
 
     # the outbox is relayed within a few seconds
@@ -131,12 +151,13 @@ def test_kill_9_mid_burst_then_restart(make_server):
     http_seats = {sid: api.seat_statuses(reader, sid) for sid in sids}
     http_balances = {u: api.balance(u) for u in users + [hot]}
 
+    for other in stop_first or []:
+        if other.running:
+            assert other.stop() == 0, f"{other.name}: exit code after SIGTERM"
     rc = s.stop()
     assert rc == 0, f"exit code {rc} after SIGTERM"
     db = s.db()
-    db.row_factory = None  # plain tuples
-    q = lambda sql, *p: db.execute(sql, p).fetchall()  # noqa: E731
-
+    q = lambda sql, *p: db.tuples(sql, p)  # noqa: E731 - plain tuples
     # no seat with two live reservations
     assert q("""SELECT seat_id, count(*) FROM reservations
                 WHERE status = 'CONFIRMED' OR (status = 'HELD' AND expires_at > ?)
@@ -232,3 +253,28 @@ def test_kill_9_mid_burst_then_restart(make_server):
         rid = api.held(token, user, sid, no)["reservationId"]
         expect(api.pay(token, user, rid), 201)
         assert api.balance(user) == 0
+
+
+def test_kill_9_mid_burst_then_restart(make_server):
+    seats = 50
+    s = make_server(CONCERTD_HOLD_SECONDS=300)
+    api = Api(s)
+    concert_id, sids = api.create_concert([schedule_spec(seats=seats, price=PRICE),
+                                           schedule_spec(days=40, seats=seats, price=PRICE)])
+    users, hot, ledger, stop, threads = start_burst(api, sids, seats)
+    poll(lambda: len(ledger.payments) >= 30, timeout=30, what="30 payments before the kill")
+    time.sleep(random.uniform(0.05, 0.3))
+    s.kill()
+    stop.set()
+    for t in threads:
+        t.join(20)
+        assert not t.is_alive()
+    assert not [k for k in ledger.statuses if k >= 500], dict(ledger.statuses)
+    assert ledger.payments and ledger.holds and ledger.charges_acked
+    print(f"before the kill: {len(ledger.holds)} holds, {len(ledger.payments)} payments, "
+          f"{sum(ledger.charges_acked.values())} charges acknowledged, "
+          f"{sum(ledger.charges_unknown.values())} cut; answers {dict(ledger.statuses)}")
+
+    # restart on the same database, then every invariant
+    s.start()
+    check_invariants(api, ledger, users, hot, sids)

@@ -150,7 +150,7 @@ def test_bad_setting_stops_start(tmp_path, variable, value):
     port = free_port()
     env = support.clean_environ()
     env.update(support.DEFAULT_ENV)
-    env["CONCERTD_DATABASE_URL"] = f"sqlite:{tmp_path}/concert.db"
+    env["CONCERTD_DATABASE_URL"] = support.fresh_database_url(tmp_path, "bad_setting")
     env["CONCERTD_LISTEN"] = f"127.0.0.1:{port}"
     env[variable] = value
     started = time.monotonic()

@@ -365,7 +365,7 @@ def test_payment_racing_new_hold_at_expiry(make_server, seat, payment):
             assert seat_status == ("HELD" if grab_won else "AVAILABLE"), seat_status
     assert ways["limited"] <= 1, dict(ways)
     live = s.db_query("SELECT seat_id, count(*) AS n FROM reservations WHERE schedule_id = ? AND "
-                      "status IN ('HELD', 'CONFIRMED') GROUP BY seat_id HAVING n > 1", (sid,))
+                      "status IN ('HELD', 'CONFIRMED') GROUP BY seat_id HAVING count(*) > 1", (sid,))
     assert [tuple(r) for r in live] == []
     print(f"expiry race {seat}/{payment}: {dict(ways)}")
 

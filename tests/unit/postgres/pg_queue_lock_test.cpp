@@ -329,11 +329,19 @@ TEST_F(PgWaitingQueueTest, ActiveTokensExpireAfterActiveTtl) {
     std::this_thread::sleep_for(1100ms);
     EXPECT_FALSE(q.find(t1));  // before any sweep
     EXPECT_EQ(q.stats().active, 0);
-    q.admit();
-    EXPECT_EQ(psql("SELECT count(*) FROM queue_tokens"), "0");
-    const auto again = q.issue(1);
+    const auto again = q.issue(1);  // the expired row is replaced in place
     EXPECT_TRUE(again.created);
+    EXPECT_NE(again.ticket.token, t1);
     EXPECT_EQ(again.ticket.status, TokenStatus::kWaiting);
+    EXPECT_EQ(again.ticket.position, 1);
+    EXPECT_EQ(q.admit(), 1);
+    EXPECT_EQ(q.find(again.ticket.token)->status, TokenStatus::kActive);
+
+    const auto t2 = q.issue(2).ticket.token;
+    std::this_thread::sleep_for(1100ms);
+    EXPECT_EQ(q.admit(), 1);  // user 1 expired and is deleted; user 2 is admitted
+    EXPECT_EQ(psql("SELECT count(*) FROM queue_tokens"), "1");
+    EXPECT_EQ(q.find(t2)->status, TokenStatus::kActive);
 }
 
 // Two "processes" (two pools, two queues) admit on two threads at once, every few ms.
