@@ -1,5 +1,6 @@
-// The `distributed` strategy's frame: take the named lock, run the transaction, release the
-// lock whatever happened. A wait that runs out changes nothing and answers kRateLimited.
+// The `distributed` strategy's frame: take the named lock, run the transaction with the lease's
+// fencing token, release the lock whatever happened. A wait that runs out changes nothing and
+// answers kRateLimited.
 #pragma once
 
 #include <exception>
@@ -20,7 +21,7 @@ Task<Result<T>> run_under_lock(Ports& ports, std::string key, Work work) {
     std::exception_ptr failure;
     std::optional<Result<T>> result;
     try {
-        result.emplace(co_await work());
+        result.emplace(co_await work(lease->fence));
     } catch (...) {
         failure = std::current_exception();
     }

@@ -26,7 +26,10 @@ Task<Result<PaymentReceipt>> PaymentService::pay(UserId user, ReservationId rese
     auto paid = command.strategy == Strategy::kDistributed
                     ? co_await run_under_lock<PaymentReceipt>(
                           ports_, wallet_lock_key(user),
-                          [&]() { return ports_.payments.pay(command); })
+                          [&](std::uint64_t fence) {
+                              command.fence = fence;
+                              return ports_.payments.pay(command);
+                          })
                     : co_await ports_.payments.pay(command);
     if (!paid) co_return paid;
     if (paid->replayed) {

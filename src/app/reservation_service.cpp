@@ -20,7 +20,10 @@ Task<Result<Reservation>> ReservationService::hold(UserId user, ScheduleId sched
     auto held = command.strategy == Strategy::kDistributed
                     ? co_await run_under_lock<Reservation>(
                           ports_, seat_lock_key(schedule, seat_no),
-                          [&]() { return ports_.reservations.hold(command); })
+                          [&](std::uint64_t fence) {
+                              command.fence = fence;
+                              return ports_.reservations.hold(command);
+                          })
                     : co_await ports_.reservations.hold(command);
     if (held) {
         ports_.stats.holds_succeeded.add();

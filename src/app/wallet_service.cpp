@@ -12,7 +12,10 @@ Task<Result<Won>> WalletService::charge(UserId user, Won amount) {
     ChargeCommand command{user, amount, ports_.clock.now(), ports_.settings.strategies.point_charge};
     auto charged = command.strategy == Strategy::kDistributed
                        ? co_await run_under_lock<Won>(ports_, wallet_lock_key(user),
-                                                      [&]() { return ports_.wallets.charge(command); })
+                                                      [&](std::uint64_t fence) {
+                                                          command.fence = fence;
+                                                          return ports_.wallets.charge(command);
+                                                      })
                        : co_await ports_.wallets.charge(command);
     if (charged) ports_.stats.charges_succeeded.add();
     co_return charged;

@@ -105,6 +105,13 @@ def pool(session_dir) -> ServerPool:
     p.close()
 
 
+def pytest_terminal_summary(terminalreporter):
+    if support.REPORT_LINES:
+        terminalreporter.section(f"measurements ({support.BACKEND})")
+        for line in support.REPORT_LINES:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def _track_servers():
     support.TOUCHED.clear()
@@ -118,9 +125,12 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for s in list(support.TOUCHED.values()):
             report.sections.append((f"concertd log: {s.name} ({s.log_path})", s.log_tail(60)))
-        if support.IS_POSTGRES and support.TOUCHED:
-            try:
-                cluster = support.pg_cluster()
+        if support.IS_POSTGRES:
+            clusters = {}
+            for s in list(support.TOUCHED.values()):
+                try:
+                    clusters[id(s.cluster)] = s.cluster
+                except AssertionError:  # the session's cluster is gone already
+                    pass
+            for cluster in clusters.values():
                 report.sections.append((f"postgresql log ({cluster.dir}/server.log)", cluster.log_tail(30)))
-            except AssertionError:
-                pass

@@ -56,6 +56,15 @@ BACKENDS = ("sqlite", "postgres")
 BACKEND = (os.environ.get("CONCERTD_E2E_BACKEND") or "sqlite").strip().lower()
 IS_POSTGRES = BACKEND == "postgres"
 
+# Measurements that tests report (conftest prints them at the end of the run, -s or not).
+REPORT_LINES: list[str] = []
+
+
+def report(line: str) -> None:
+    REPORT_LINES.append(line)
+    print(line)
+
+
 # Servers that a test talked to; conftest prints their logs when the test fails.
 TOUCHED: "OrderedDict[int, Server]" = OrderedDict()
 
@@ -189,7 +198,7 @@ class DbReader:
     def __init__(self, server: "Server"):
         self.backend = BACKEND
         if IS_POSTGRES:
-            self.conn = pg_cluster().connect(server.database)
+            self.conn = server.cluster.connect(server.database)
         else:
             self.conn = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=10)
 
@@ -287,10 +296,13 @@ class PgCluster:
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def log_tail(self, lines: int = 40) -> str:
+        """The end of the server log without the checkpoint chatter of CREATE/DROP DATABASE."""
         try:
-            return "\n".join((self.dir / "server.log").read_text(errors="replace").splitlines()[-lines:])
+            text = (self.dir / "server.log").read_text(errors="replace")
         except OSError:
             return ""
+        kept = [line for line in text.splitlines() if "checkpoint" not in line]
+        return "\n".join(kept[-lines:])
 
 
 _PG_CLUSTER: PgCluster | None = None
@@ -342,8 +354,9 @@ class Server:
     _counter = itertools.count(1)
 
     def __init__(self, env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
-                 name: str | None = None, database: str | None = None):
+                 name: str | None = None, database: str | None = None, cluster: "PgCluster | None" = None):
         self.number = next(Server._counter)
+        self._cluster = cluster  # None: the session's
         self.name = name or f"concertd-{self.number}"
         self.workdir = pathlib.Path(workdir) if workdir else pathlib.Path(
             tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
@@ -373,13 +386,17 @@ class Server:
         return env
 
     @property
+    def cluster(self) -> "PgCluster":
+        return self._cluster or pg_cluster()
+
+    @property
     def database_url(self) -> str:
-        return pg_cluster().url(self.database) if IS_POSTGRES else f"sqlite:{self.db_path}"
+        return self.cluster.url(self.database) if IS_POSTGRES else f"sqlite:{self.db_path}"
 
     def start(self, timeout: float = 20.0) -> "Server":
         assert not self.running, "already running"
         if IS_POSTGRES and not self._database_created:
-            pg_cluster().create_database(self.database)
+            self.cluster.create_database(self.database)
             self._database_created = True
         last_error = None
         for _attempt in range(3):
@@ -455,7 +472,7 @@ class Server:
                 pass
         if IS_POSTGRES and self.owns_database and self._database_created:
             try:  # keeps the cluster small over a session of a few hundred servers
-                pg_cluster().drop_database(self.database)
+                self.cluster.drop_database(self.database)
                 self._database_created = False
             except Exception:  # noqa: BLE001 - a stopped cluster; the session removes it anyway
                 pass

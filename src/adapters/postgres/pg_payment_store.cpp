@@ -80,8 +80,11 @@ app::Task<std::optional<Result<PaymentReceipt>>> PgPaymentStore::attempt(const P
         {optimistic ? kReservationRead : kReservationForUpdate, {param(c.reservation_id)}},
         {kKeyRead, {param(c.idempotency_key.value_or(""))}},
         ensure_wallet(c.user_id),
-        {row_lock ? kWalletForUpdate : kWalletRead, {param(c.user_id)}},
         {kNextPaymentId, {}}};
+    // A fenced write takes its fence before reading the wallet (see the wallet store).
+    bool fenced = mode == Mode::kPlain && c.fence.has_value();
+    if (fenced) read.push_back(fence_wallet(c.user_id, *c.fence));
+    read.push_back({row_lock ? kWalletForUpdate : kWalletRead, {param(c.user_id)}});
     auto results = co_await conn->pipeline(all(read), timeout);
     auto rollback_with = [&](Result<PaymentReceipt> answer) -> app::Task<std::optional<Result<PaymentReceipt>>> {
         co_await conn->execute("ROLLBACK", {}, timeout);
@@ -99,9 +102,12 @@ app::Task<std::optional<Result<PaymentReceipt>>> PgPaymentStore::attempt(const P
     if (auto refusal = check_payable(*reservation, c.user_id, now)) {
         co_return co_await rollback_with(*refusal);
     }
-    auto wallet = read_wallet(results[4]);
+    auto wallet = read_wallet(results.back());
     auto balance = balance_after_use(wallet.balance_won, reservation->price_won);
     if (!balance) co_return co_await rollback_with(balance.refusal());
+    if (fenced && results[5].affected_rows() == 0) {
+        co_return co_await rollback_with(stale_fence_refusal());
+    }
 
     std::vector<PgStatement> writes;
     if (optimistic) {
@@ -122,7 +128,7 @@ app::Task<std::optional<Result<PaymentReceipt>>> PgPaymentStore::attempt(const P
                           {param(reservation->id), param(to_millis(now))}});
         writes.push_back(write_wallet(c.user_id, balance.value()));
     }
-    Payment payment{results[5].int64(0, 0), reservation->id, c.user_id, reservation->price_won, now};
+    Payment payment{results[4].int64(0, 0), reservation->id, c.user_id, reservation->price_won, now};
     writes.push_back({"UPDATE seats SET status = 'SOLD', hold_expires_at = NULL,"
                       " version = version + 1 WHERE schedule_id = $1 AND seat_no = $2",
                       {param(reservation->schedule_id), param(std::int64_t{reservation->seat_no})}});

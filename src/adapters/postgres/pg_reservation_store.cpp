@@ -148,10 +148,21 @@ app::Task<Result<Reservation>> PgReservationStore::hold_locked(HoldCommand c, bo
     auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
     auto read = snapshot_statements(c, row_lock ? kSeatForUpdate : kSeatRead);
+    if (c.fence) {
+        // Fenced write: only a fence newer than the seat's last one may go on (and it locks
+        // the row until commit).
+        read.insert(read.begin(), {"UPDATE seats SET lock_fence = $3"
+                                   " WHERE schedule_id = $1 AND seat_no = $2 AND lock_fence < $3",
+                                   {param(c.schedule_id), param(std::int64_t{c.seat_no}),
+                                    param(static_cast<std::int64_t>(*c.fence))}});
+    }
     read.insert(read.begin(), kBegin);
     auto results = co_await conn->pipeline(all(read), timeout);
-    auto snapshot = read_snapshot(results[1], results[2], results[3], c.seat_no);
-    if (auto refusal = check_hold(snapshot)) {
+    std::size_t first = c.fence ? 2 : 1;
+    auto snapshot = read_snapshot(results[first], results[first + 1], results[first + 2], c.seat_no);
+    std::optional<Refusal> refusal = check_hold(snapshot);
+    if (!refusal && c.fence && results[1].affected_rows() == 0) refusal = stale_fence_refusal();
+    if (refusal) {
         co_await conn->execute("ROLLBACK", {}, timeout);
         co_return *refusal;
     }

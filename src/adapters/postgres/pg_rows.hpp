@@ -8,6 +8,7 @@
 
 #include "adapters/postgres/detail/pg_connection.hpp"
 #include "adapters/postgres/pg_pool.hpp"
+#include "domain/outcome.hpp"
 #include "domain/types.hpp"
 
 namespace concertd::postgres {
@@ -35,6 +36,11 @@ std::optional<Reservation> find_reservation_in(const PgResult& result);
 
 // INSERT of one outbox row.
 PgStatement insert_event(const Event& event);
+
+// Refusal of a write whose lock fence is stale: its holder lost the lease meanwhile.
+inline Refusal stale_fence_refusal() {
+    return {Rejection::kRateLimited, "the lock's lease ran out before the write; retry"};
+}
 
 // The round trip's statements, as a span for pipeline().
 inline std::span<const PgStatement> all(const std::vector<PgStatement>& statements) {

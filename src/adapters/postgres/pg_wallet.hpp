@@ -28,6 +28,12 @@ inline WalletRow read_wallet(const PgResult& result) {
     return {result.int64(0, 0), result.int64(0, 1), true, from_millis(result.int64(0, 2))};
 }
 
+// Fenced write: only a lock fence newer than the wallet's last one may go on.
+inline PgStatement fence_wallet(UserId user, std::uint64_t fence) {
+    return {"UPDATE wallets SET lock_fence = $2 WHERE user_id = $1 AND lock_fence < $2",
+            {param(user), param(static_cast<std::int64_t>(fence))}};
+}
+
 inline PgStatement write_wallet(UserId user, Won balance) {
     return {"UPDATE wallets SET balance = $2, version = version + 1 WHERE user_id = $1",
             {param(user), param(balance)}};

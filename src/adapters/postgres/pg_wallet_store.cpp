@@ -59,11 +59,15 @@ app::Task<Result<Won>> PgWalletStore::charge_once(app::ChargeCommand c) {
 app::Task<Result<Won>> PgWalletStore::charge_locked(app::ChargeCommand c, bool row_lock) {
     auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
-    std::vector<PgStatement> read{kBegin, ensure_wallet(c.user_id),
-                                  {row_lock ? kWalletForUpdate : kWalletRead, {param(c.user_id)}}};
+    // A fenced write takes its fence before reading: a stale holder's write commits first or
+    // is refused, never lost under ours.
+    std::vector<PgStatement> read{kBegin, ensure_wallet(c.user_id)};
+    if (c.fence) read.push_back(fence_wallet(c.user_id, *c.fence));
+    read.push_back({row_lock ? kWalletForUpdate : kWalletRead, {param(c.user_id)}});
     auto results = co_await conn->pipeline(all(read), timeout);
-    auto row = read_wallet(results[2]);
-    auto balance = balance_after_charge(row.balance_won, c.amount_won);
+    auto row = read_wallet(results.back());
+    Result<Won> balance = balance_after_charge(row.balance_won, c.amount_won);
+    if (balance && c.fence && results[2].affected_rows() == 0) balance = stale_fence_refusal();
     if (!balance) {
         co_await conn->execute("ROLLBACK", {}, timeout);
         co_return balance;

@@ -56,6 +56,10 @@ struct HoldCommand {
     TimePoint now;
     TimePoint expires_at;
     Strategy strategy = Strategy::kOptimistic;
+    // `distributed`: the lock's fencing token. A store that keeps fences refuses a write whose
+    // fence is not newer than the last one it saw (a holder that lost its lease) with
+    // kRateLimited, changing nothing.
+    std::optional<std::uint64_t> fence;
 };
 
 class ReservationStore {
@@ -75,6 +79,7 @@ struct ChargeCommand {
     Won amount_won = 0;
     TimePoint now;
     Strategy strategy = Strategy::kDistributed;
+    std::optional<std::uint64_t> fence;  // as HoldCommand::fence
 };
 
 class WalletStore {
@@ -93,6 +98,7 @@ struct PayCommand {
     std::optional<std::string> idempotency_key;
     TimePoint now;
     Strategy strategy = Strategy::kDistributed;
+    std::optional<std::uint64_t> fence;  // as HoldCommand::fence (the wallet's lock)
 };
 
 struct PaymentReceipt {

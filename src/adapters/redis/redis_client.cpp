@@ -1,0 +1,526 @@
+#include "adapters/redis/redis_client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <bit>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/system/system_error.hpp>
+#include <cassert>
+#include <cctype>
+#include <charconv>
+#include <deque>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+
+#include "adapters/redis/detail/hiredis_codec.hpp"
+#include "domain/outcome.hpp"
+
+namespace concertd::redis {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using domain::DependencyUnavailable;
+
+namespace {
+
+constexpr asio::as_tuple_t<asio::use_awaitable_t<>> kUseTuple{};
+constexpr std::size_t kReadChunkBytes = 16 * 1024;
+// A burst can grow the write buffers; give the memory back past this size.
+constexpr std::size_t kBufferKeepBytes = 1024 * 1024;
+
+// FIPS 180-4 SHA-1, as Redis names scripts by it. Small inputs only (Lua sources).
+std::string sha1_hex(std::string_view data) {
+    std::array<std::uint32_t, 5> h{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    std::string message(data);
+    message += static_cast<char>(0x80);
+    while (message.size() % 64 != 56) message += '\0';
+    const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+    for (int shift = 56; shift >= 0; shift -= 8) message += static_cast<char>(bits >> shift);
+
+    std::array<std::uint32_t, 80> w{};
+    for (std::size_t block = 0; block < message.size(); block += 64) {
+        for (std::size_t i = 0; i < 16; ++i) {
+            w[i] = 0;
+            for (std::size_t j = 0; j < 4; ++j) {
+                w[i] = (w[i] << 8) | static_cast<unsigned char>(message[block + 4 * i + j]);
+            }
+        }
+        for (std::size_t i = 16; i < 80; ++i) {
+            w[i] = std::rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+        }
+        auto [a, b, c, d, e] = h;
+        for (std::size_t i = 0; i < 80; ++i) {
+            std::uint32_t f = 0;
+            std::uint32_t k = 0;
+            if (i < 20) {
+                f = (b & c) | (~b & d);
+                k = 0x5A827999;
+            } else if (i < 40) {
+                f = b ^ c ^ d;
+                k = 0x6ED9EBA1;
+            } else if (i < 60) {
+                f = (b & c) | (b & d) | (c & d);
+                k = 0x8F1BBCDC;
+            } else {
+                f = b ^ c ^ d;
+                k = 0xCA62C1D6;
+            }
+            const std::uint32_t next = std::rotl(a, 5) + f + e + k + w[i];
+            e = d;
+            d = c;
+            c = std::rotl(b, 30);
+            b = a;
+            a = next;
+        }
+        h[0] += a;
+        h[1] += b;
+        h[2] += c;
+        h[3] += d;
+        h[4] += e;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    hex.reserve(40);
+    for (std::uint32_t word : h) {
+        for (int shift = 28; shift >= 0; shift -= 4) hex += kHex[(word >> shift) & 0xF];
+    }
+    return hex;
+}
+
+// A caller's place in the connection's FIFO: it sleeps on `timer` until `done`.
+struct Request {
+    explicit Request(const asio::any_io_executor& executor) : timer(executor) {}
+
+    asio::steady_timer timer;
+    std::size_t expected = 0;  // replies
+    std::vector<RedisReply> replies;
+    std::string failure;  // set with done when the connection was reset
+    bool done = false;
+    bool is_select = false;  // our SELECT ahead of the first command; nobody waits for it
+};
+
+}  // namespace
+
+// One TCP connection and everything riding on it, touched only on its io_context's thread.
+// Owned by the coroutines working on it (connect + writer, reader, waiting callers) and by
+// handlers queued on that io_context, never by the client (it keeps a weak_ptr): so it is
+// destroyed at the latest while its io_context shuts down, when Asio's services still exist.
+// After close() it is dead for good; the client opens a new Link for the next call.
+class Link : public std::enable_shared_from_this<Link> {
+public:
+    Link(asio::any_io_executor executor, std::shared_ptr<const RedisOptions> options)
+        : executor_(std::move(executor)),
+          options_(std::move(options)),
+          socket_(executor_),
+          resolver_(executor_),
+          connect_timer_(executor_),
+          writer_wake_(executor_),
+          read_buffer_(kReadChunkBytes) {}
+
+    const asio::any_io_executor& executor() const { return executor_; }
+    bool closed() const { return closed_; }
+
+    // Queues the commands and waits for their replies (or the reset of the connection).
+    asio::awaitable<std::vector<RedisReply>> execute(
+        std::vector<std::vector<std::string>> commands) {
+        // Nothing below suspends until the wait, so the order of pending_ is the order of the
+        // bytes in write_buffer_ even with many callers on this thread.
+        if (closed_) throw DependencyUnavailable("redis: connection was reset");
+        std::string bytes;
+        for (const auto& argv : commands) detail::format_command_argv(argv, bytes);
+        if (replies_pending_ + commands.size() > options_->pending_max) {
+            throw DependencyUnavailable("redis: overloaded");
+        }
+        if (phase_ == Phase::kIdle) start_connect();
+
+        auto request = std::make_shared<Request>(executor_);
+        request->expected = commands.size();
+        enqueue(request, bytes);
+        if (phase_ == Phase::kConnected) writer_wake_.cancel();
+
+        request->timer.expires_after(options_->command_timeout);
+        auto [ec] = co_await request->timer.async_wait(kUseTuple);
+        if (!request->done) {
+            // Aborted without done: the caller's own cancellation (the reply, if it comes, is
+            // dropped). Otherwise the timeout: the reply order is unknown from here on.
+            if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
+            close("redis: no reply within " + std::to_string(options_->command_timeout.count()) +
+                  " ms");
+        }
+        assert(request->done);
+        if (!request->failure.empty()) throw DependencyUnavailable(request->failure);
+        assert(request->replies.size() == request->expected);
+        co_return std::move(request->replies);
+    }
+
+    // Closes the socket and fails every command in flight with `reason`. Idempotent.
+    void close(const std::string& reason) {
+        if (closed_) return;
+        closed_ = true;
+        phase_ = Phase::kClosed;
+        spdlog::warn("{}; connection to {}:{} reset", reason, options_->host, options_->port);
+        boost::system::error_code ignored;
+        socket_.close(ignored);  // also stops a range connect between endpoints
+        resolver_.cancel();
+        connect_timer_.cancel();
+        writer_wake_.cancel();
+        std::string().swap(write_buffer_);
+        auto failed = std::move(pending_);
+        pending_.clear();
+        replies_pending_ = 0;
+        for (const auto& request : failed) {
+            request->failure = reason;
+            request->done = true;
+            request->timer.cancel();
+        }
+    }
+
+private:
+    enum class Phase { kIdle, kConnecting, kConnected, kClosed };
+
+    void enqueue(const std::shared_ptr<Request>& request, std::string_view bytes) {
+        write_buffer_ += bytes;
+        pending_.push_back(request);
+        replies_pending_ += request->expected;
+    }
+
+    void start_connect() {
+        assert(phase_ == Phase::kIdle);
+        phase_ = Phase::kConnecting;
+        if (options_->database != 0) {
+            // Ahead of every caller's command, so they all run in the chosen database.
+            auto select = std::make_shared<Request>(executor_);
+            select->expected = 1;
+            select->is_select = true;
+            std::string bytes;
+            detail::format_command_argv({"SELECT", std::to_string(options_->database)}, bytes);
+            enqueue(select, bytes);
+        }
+        connect_timer_.expires_after(options_->connect_timeout);
+        connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->phase_ != Phase::kConnecting) return;
+            self->close("redis: no connection within " +
+                        std::to_string(self->options_->connect_timeout.count()) + " ms");
+        });
+        asio::co_spawn(executor_, connect_and_write(shared_from_this()), asio::detached);
+    }
+
+    // Connects, starts the reader, then flushes the write buffer until the link closes.
+    static asio::awaitable<void> connect_and_write(std::shared_ptr<Link> self) {
+        try {
+            if (co_await self->connect()) co_await self->write_loop();
+        } catch (const std::exception& e) {
+            self->close(std::string("redis: ") + e.what());
+        }
+    }
+
+    asio::awaitable<bool> connect() {
+        const std::string port = std::to_string(options_->port);
+        std::vector<tcp::endpoint> endpoints;
+        boost::system::error_code ec;
+        const auto address = asio::ip::make_address(options_->host, ec);
+        if (!ec) {
+            endpoints.emplace_back(address, options_->port);
+        } else {
+            auto [resolve_ec, results] =
+                co_await resolver_.async_resolve(options_->host, port, kUseTuple);
+            if (closed_) co_return false;
+            if (resolve_ec) {
+                close("redis: cannot resolve " + options_->host + ": " + resolve_ec.message());
+                co_return false;
+            }
+            for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+        }
+        auto [connect_ec, endpoint] = co_await asio::async_connect(socket_, endpoints, kUseTuple);
+        if (closed_) {
+            socket_.close(ec);
+            co_return false;
+        }
+        if (connect_ec) {
+            close("redis: cannot connect to " + options_->host + ":" + port + ": " +
+                  connect_ec.message());
+            co_return false;
+        }
+        connect_timer_.cancel();
+        socket_.set_option(tcp::no_delay(true), ec);  // small commands must not wait for Nagle
+        phase_ = Phase::kConnected;
+        asio::co_spawn(executor_, read_replies(shared_from_this()), asio::detached);
+        co_return true;
+    }
+
+    // The only writer: sends whatever accumulated since the last write, in one go.
+    asio::awaitable<void> write_loop() {
+        while (!closed_) {
+            if (write_buffer_.empty()) {
+                writer_wake_.expires_at(asio::steady_timer::time_point::max());
+                co_await writer_wake_.async_wait(kUseTuple);  // cancel() is the wake-up
+                continue;
+            }
+            writing_.clear();
+            if (writing_.capacity() > kBufferKeepBytes) std::string().swap(writing_);
+            std::swap(writing_, write_buffer_);
+            auto [ec, written] = co_await asio::async_write(socket_, asio::buffer(writing_),
+                                                            kUseTuple);
+            if (closed_) co_return;
+            if (ec) {
+                close("redis: write failed: " + ec.message());
+                co_return;
+            }
+        }
+    }
+
+    // The only reader: decodes replies and hands them to pending requests in FIFO order.
+    static asio::awaitable<void> read_replies(std::shared_ptr<Link> self) {
+        Link& link = *self;
+        try {
+            while (!link.closed_) {
+                auto [ec, size] = co_await link.socket_.async_read_some(
+                    asio::buffer(link.read_buffer_), kUseTuple);
+                if (link.closed_) co_return;
+                if (ec == asio::error::eof) {
+                    link.close("redis: connection closed by the server");
+                    co_return;
+                }
+                if (ec) {
+                    link.close("redis: read failed: " + ec.message());
+                    co_return;
+                }
+                link.reader_.feed(link.read_buffer_.data(), size);
+                while (!link.closed_) {
+                    std::optional<RedisReply> reply = link.reader_.get_reply();
+                    if (!reply) break;
+                    link.deliver(std::move(*reply));
+                }
+            }
+        } catch (const detail::RedisProtocolError& e) {
+            link.close(e.what());
+        } catch (const std::exception& e) {
+            link.close(std::string("redis: ") + e.what());
+        }
+    }
+
+    void deliver(RedisReply reply) {
+        if (pending_.empty()) {
+            close("redis: a reply nobody asked for");
+            return;
+        }
+        Request& front = *pending_.front();
+        front.replies.push_back(std::move(reply));
+        assert(replies_pending_ > 0);
+        --replies_pending_;
+        if (front.replies.size() < front.expected) return;
+        std::shared_ptr<Request> finished = std::move(pending_.front());
+        pending_.pop_front();
+        if (finished->is_select) {
+            if (finished->replies.front().is_error()) {
+                close("redis: SELECT " + std::to_string(options_->database) +
+                      " failed: " + finished->replies.front().text);
+            }
+            return;
+        }
+        finished->done = true;
+        finished->timer.cancel();
+    }
+
+    asio::any_io_executor executor_;
+    std::shared_ptr<const RedisOptions> options_;
+    tcp::socket socket_;
+    tcp::resolver resolver_;
+    asio::steady_timer connect_timer_;
+    asio::steady_timer writer_wake_;
+    Phase phase_ = Phase::kIdle;
+    bool closed_ = false;
+    std::string write_buffer_;  // encoded commands not yet handed to the socket
+    std::string writing_;       // the batch being written
+    std::deque<std::shared_ptr<Request>> pending_;  // written or queued, replies outstanding
+    std::size_t replies_pending_ = 0;
+    detail::HiredisReader reader_;
+    std::vector<char> read_buffer_;
+};
+
+struct RedisClient::State {
+    explicit State(std::shared_ptr<const RedisOptions> options) : options(std::move(options)) {}
+
+    // The calling io_context's live link, or a new one (it connects on its first command).
+    std::shared_ptr<Link> link_for(const asio::any_io_executor& executor) {
+        const asio::execution_context* context = &asio::query(executor, asio::execution::context);
+        std::lock_guard lock(mutex);
+        std::weak_ptr<Link>& slot = links[context];
+        // closed() is read on the link's own thread: the key is the caller's io_context.
+        if (auto link = slot.lock(); link && !link->closed()) return link;
+        // An expired entry may also be a destroyed io_context whose address was reused.
+        std::erase_if(links, [](const auto& entry) { return entry.second.expired(); });
+        auto link = std::make_shared<Link>(executor, options);
+        links[context] = link;
+        return link;
+    }
+
+    std::shared_ptr<const RedisOptions> options;
+    std::mutex mutex;  // guards links
+    std::unordered_map<const asio::execution_context*, std::weak_ptr<Link>> links;
+};
+
+RedisScript::RedisScript(std::string source_text)
+    : source(std::move(source_text)), sha1(sha1_hex(source)) {}
+
+RedisOptions parse_redis_url(std::string_view url) {
+    const auto invalid = [] {
+        return std::invalid_argument("CONCERTD_REDIS_URL must be redis://host:port/db");
+    };
+    const auto parse_number = [&](std::string_view digits, long long max) {
+        long long value = 0;
+        const char* end = digits.data() + digits.size();
+        auto [ptr, ec] = std::from_chars(digits.data(), end, value);
+        if (digits.empty() || digits.size() > 10 || ec != std::errc() || ptr != end ||
+            value < 0 || value > max) {
+            throw invalid();
+        }
+        return value;
+    };
+    constexpr std::string_view kScheme = "redis://";
+    if (!url.starts_with(kScheme)) throw invalid();
+    std::string_view authority = url.substr(kScheme.size());
+    std::string_view path;
+    if (auto slash = authority.find('/'); slash != std::string_view::npos) {
+        path = authority.substr(slash + 1);
+        authority = authority.substr(0, slash);
+    }
+    std::string_view host = authority;
+    std::string_view port;
+    bool has_port = false;
+    if (authority.starts_with('[')) {  // [IPv6]
+        auto close = authority.find(']');
+        if (close == std::string_view::npos) throw invalid();
+        host = authority.substr(1, close - 1);
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') throw invalid();
+            port = after.substr(1);
+            has_port = true;
+        }
+        for (char c : host) {
+            if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') {
+                throw invalid();
+            }
+        }
+    } else {
+        if (auto colon = authority.find(':'); colon != std::string_view::npos) {
+            host = authority.substr(0, colon);
+            port = authority.substr(colon + 1);
+            has_port = true;
+        }
+        for (char c : host) {
+            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' &&
+                c != '_') {
+                throw invalid();
+            }
+        }
+    }
+    if (host.empty()) throw invalid();
+
+    RedisOptions options;
+    options.host = std::string(host);
+    if (has_port) {
+        auto value = parse_number(port, 65535);
+        if (value == 0) throw invalid();
+        options.port = static_cast<std::uint16_t>(value);
+    }
+    if (!path.empty()) {
+        options.database = static_cast<int>(parse_number(path, std::numeric_limits<int>::max()));
+    }
+    return options;
+}
+
+RedisClient::RedisClient(RedisOptions options) : options_(std::move(options)) {
+    if (options_.host.empty() || options_.port == 0 || options_.database < 0 ||
+        options_.connect_timeout.count() <= 0 || options_.command_timeout.count() <= 0 ||
+        options_.pending_max == 0) {
+        throw std::invalid_argument("redis: invalid options");
+    }
+    state_ = std::make_unique<State>(std::make_shared<const RedisOptions>(options_));
+}
+
+RedisClient::~RedisClient() {
+    // Links outlive the client in their io_contexts' coroutines; ask each, on its own thread,
+    // to close (a post is thread-safe). A link already gone means its io_context is done with
+    // it; a posted close that never runs is destroyed with its io_context.
+    std::vector<std::shared_ptr<Link>> live;
+    {
+        std::lock_guard lock(state_->mutex);
+        for (auto& [context, weak] : state_->links) {
+            if (auto link = weak.lock()) live.push_back(std::move(link));
+        }
+        state_->links.clear();
+    }
+    for (auto& link : live) {
+        const asio::any_io_executor executor = link->executor();
+        asio::post(executor, [link = std::move(link)] { link->close("redis: client destroyed"); });
+    }
+}
+
+// The public calls touch the client only before their first suspension: a call still waiting
+// when the client is destroyed resumes on its link alone.
+boost::asio::awaitable<RedisReply> RedisClient::command(std::vector<std::string> argv) {
+    std::vector<std::vector<std::string>> commands;
+    commands.push_back(std::move(argv));
+    std::vector<RedisReply> replies = co_await pipeline(std::move(commands));
+    co_return std::move(replies.front());
+}
+
+boost::asio::awaitable<std::vector<RedisReply>> RedisClient::pipeline(
+    std::vector<std::vector<std::string>> commands) {
+    if (commands.empty()) co_return std::vector<RedisReply>{};
+    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
+    co_return co_await link->execute(std::move(commands));
+}
+
+boost::asio::awaitable<RedisReply> RedisClient::eval(const RedisScript& script,
+                                                     std::vector<std::string> keys,
+                                                     std::vector<std::string> args) {
+    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
+    std::string source = script.source;  // the script may be a temporary of the caller
+    std::vector<std::string> argv;
+    argv.reserve(3 + keys.size() + args.size());
+    argv.emplace_back("EVALSHA");
+    argv.push_back(script.sha1);
+    argv.push_back(std::to_string(keys.size()));
+    for (auto& key : keys) argv.push_back(std::move(key));
+    for (auto& arg : args) argv.push_back(std::move(arg));
+
+    std::vector<std::vector<std::string>> commands{argv};
+    RedisReply reply = std::move((co_await link->execute(std::move(commands))).front());
+    if (reply.is_error() && reply.text.starts_with("NOSCRIPT")) {
+        // EVAL also loads the script into Redis' cache: the next EVALSHA finds it.
+        argv[0] = "EVAL";
+        argv[1] = std::move(source);
+        commands = {std::move(argv)};
+        reply = std::move((co_await link->execute(std::move(commands))).front());
+    }
+    co_return reply;
+}
+
+boost::asio::awaitable<bool> RedisClient::ping() {
+    try {
+        RedisReply reply = co_await command({"PING"});
+        co_return reply.type == RedisReply::Type::kStatus && reply.text == "PONG";
+    } catch (const DependencyUnavailable&) {
+        co_return false;
+    }
+}
+
+}  // namespace concertd::redis
