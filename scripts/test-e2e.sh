@@ -2,6 +2,9 @@
 # Runs the black-box end-to-end suite (tests/e2e) against a built concertd.
 #   scripts/test-e2e.sh [path/to/concertd] [extra pytest arguments...]
 # Creates or updates .venv from tests/e2e/requirements.txt (fast when nothing changed).
+# Back end: CONCERTD_E2E_BACKEND=sqlite (default) or postgres (the suite starts a throwaway
+# PostgreSQL 15 cluster with scripts/pg-start.sh and gives every concertd a fresh database).
+# scripts/test-e2e-all.sh runs both.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${1:-$root/build/release/concertd}"
@@ -24,6 +27,17 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+backend="${CONCERTD_E2E_BACKEND:-sqlite}"
+case "$backend" in
+  sqlite) ;;
+  postgres)
+    if [ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
+      echo "test-e2e: CONCERTD_E2E_BACKEND=postgres needs PostgreSQL 15 (scripts/install-deps.sh)" >&2
+      exit 2
+    fi ;;
+  *) echo "test-e2e: CONCERTD_E2E_BACKEND must be sqlite or postgres, not '$backend'" >&2; exit 2 ;;
+esac
+export CONCERTD_E2E_BACKEND="$backend"
 export CONCERTD_BINARY="$binary"
 cd "$root"
 # Each test has its own timeout (pytest.ini); the whole run has one too.

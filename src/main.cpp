@@ -77,7 +77,7 @@ int serve(const wiring::Config& config) {
     http::Router router;
     http::ApiHandlers api(services);
     api.add_routes(router);
-    http::OpsHandlers ops({nullptr, stats, *backend->queue, *backend->outbox, *backend->health});
+    http::OpsHandlers ops({nullptr, stats, *backend->queue, *backend->outbox, backend->dependencies});
     ops.add_routes(router);
     http::HttpMetrics http_metrics(http::route_labels(router));
     ops.set_http_metrics(http_metrics);

@@ -38,7 +38,7 @@ public:
           ledger_(database_),
           queue_(config.queue, clock) {
         catalog = &catalog_;
-        health = &catalog_;
+        dependencies.emplace_back("database", &catalog_);
         reservations = &reservations_;
         wallets = &wallets_;
         payments = &payments_;
@@ -89,7 +89,7 @@ public:
           queue_(pool_, config.queue),
           lock_(lock_pool_) {
         catalog = &catalog_;
-        health = &catalog_;
+        dependencies.emplace_back("database", &catalog_);
         reservations = &reservations_;
         wallets = &wallets_;
         payments = &payments_;

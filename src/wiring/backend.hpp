@@ -25,7 +25,7 @@ public:
     app::PaymentStore* payments = nullptr;
     app::OutboxStore* outbox = nullptr;
     app::SalesLedgerStore* ledger = nullptr;
-    app::StorageHealth* health = nullptr;
+    std::vector<std::pair<std::string, app::DependencyHealth*>> dependencies;  // for /readyz
     app::WaitingQueue* queue = nullptr;
     app::DistributedLock* lock = nullptr;
     app::CatalogCache* cache = nullptr;

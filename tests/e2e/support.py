@@ -530,6 +530,21 @@ class Server:
             return db.rows(sql, params)
 
 
+def start_pair(workdir: pathlib.Path, name: str, cluster: "PgCluster | None" = None, **env) -> tuple[Server, Server]:
+    """Two concertd processes on ONE PostgreSQL database: the first creates it (and drops it at
+    its close: close it last), the second shares it."""
+    assert IS_POSTGRES, "several processes on one database need the PostgreSQL back end"
+    a = Server(env, workdir=workdir / f"{name}-a", name=f"{name}-a", cluster=cluster)
+    a.start()  # creates the database and applies the migrations
+    b = Server(env, workdir=workdir / f"{name}-b", name=f"{name}-b", database=a.database, cluster=cluster)
+    try:
+        b.start()
+    except Exception:
+        a.close()
+        raise
+    return a, b
+
+
 class ServerPool:
     """Servers shared by the tests that need the same non-default settings; keeps a few alive."""
 

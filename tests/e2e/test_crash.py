@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import threading
 import time
 import uuid
@@ -32,17 +33,24 @@ class Ledger:
         self.holds = {}                    # reservationId -> (user, scheduleId, seatNo)
         self.payments = {}                 # paymentId -> (user, reservationId, amount)
         self.statuses = Counter()
-        self.unavailable = []              # 503 answers: (method, path, code, Retry-After)
-        self.transport_errors = Counter()  # requests cut or refused: (method, path shape) -> n
+        self.unavailable = []              # 5xx answers: (method, path, status, code, Retry-After)
+        self.transport_errors = Counter()  # requests cut or refused: (server, method, path) -> n
+        self.odd = []                      # answers other than 200, 201, 409, 429, 503: (method, path, status, body)
 
 
 def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int], seats: int, stop: threading.Event,
                  outage: bool = False, servers: list | None = None):
     """One client's loop: token, charge its own wallet and a hot one, hold a random seat, pay 70 %
-    of its holds. Without `outage` a transport error ends the loop (the kill cut it) and a 5xx
-    fails. With `outage` (the database goes away, the process stays up) a 503 is recorded and
-    its outcome counted as unknown, and the loop goes on until `stop`. `servers` spreads the
-    requests alternately over several processes (one database)."""
+    of its holds.
+
+    - Plain (a kill): a transport error ends the loop (the kill cut it), a 5xx fails.
+    - `outage` (the database goes away, the process stays up): a 503 is recorded with its code
+      and Retry-After, its outcome counted as unknown, and the loop goes on until `stop`; so
+      does it after a transport error (recorded: there should be none).
+    - `servers` (several processes on one database): requests go alternately to the processes
+      still running; a transport error (one was killed) counts the request as unknown and the
+      loop goes on with the others.
+    """
     rng = random.Random(user)
     targets = servers or [api.s]
     turn = itertools.count(rng.randrange(len(targets)))
@@ -52,18 +60,27 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
     class Unavailable(Exception):
         pass
 
+    def pick():
+        for _ in range(len(targets)):
+            s = targets[next(turn) % len(targets)]
+            if s.running:
+                return s
+        return targets[0]
+
     def call(method, path, **kw):
-        s = targets[next(turn) % len(targets)]
+        s = pick()
         try:
             r = s.request(method, path, session=sess[id(s)], allow_5xx=True, timeout=10, **kw)
         except requests.RequestException:
             with ledger.lock:
-                ledger.transport_errors[(method, path.split("/")[2] if path.count("/") > 1 else path)] += 1
+                ledger.transport_errors[(s.name, method, re.sub(r"/\d+", "/{}", path))] += 1
             raise
         with ledger.lock:
             ledger.statuses[r.status_code] += 1
-            if r.status_code == 503:
-                ledger.unavailable.append((method, path, error_code(r), r.headers.get("Retry-After")))
+            if r.status_code >= 500:
+                ledger.unavailable.append((method, path, r.status_code, error_code(r), r.headers.get("Retry-After")))
+            if r.status_code not in (200, 201, 409, 429, 503):
+                ledger.odd.append((time.monotonic(), s.name, method, path, r.status_code, r.text[:200]))
         if outage and r.status_code == 503:
             raise Unavailable()
         assert r.status_code < 500, f"{method} {path}: {r.status_code} {r.text}"
@@ -71,11 +88,12 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
 
     while not stop.is_set():
         try:
-            if token is None:
+            if token is None:  # kept only once seen ACTIVE (an outage may cut the wait)
                 r = call("POST", "/v1/queue/tokens", json={"userId": user})
-                token = r.json()["token"]
-                while call("GET", "/v1/queue/tokens/current", token=token).json()["status"] != "ACTIVE":
+                pending = r.json()["token"]
+                while call("GET", "/v1/queue/tokens/current", token=pending).json()["status"] != "ACTIVE":
                     time.sleep(0.01)
+                token = pending
             for who, amount in ((user, PRICE), (hot, 10)):
                 try:
                     r = call("POST", f"/v1/users/{who}/points/charge", json={"amount": amount})
@@ -108,9 +126,9 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
         except Unavailable:
             time.sleep(0.02)  # the database is away: try again, as a client told Retry-After would
         except requests.RequestException:
-            if not outage:
+            if not outage and len(targets) == 1:
                 return  # the kill cut it: outcome unknown
-            time.sleep(0.05)
+            time.sleep(0.02)
             sess = {id(x): requests.Session() for x in targets}
 
 

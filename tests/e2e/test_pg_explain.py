@@ -12,6 +12,8 @@ the sixth on (generic, if it is not dearer). A Seq Scan on a large table in any 
 from __future__ import annotations
 
 import json
+import pathlib
+import re
 
 import pytest
 
@@ -21,8 +23,17 @@ pytestmark = [pytest.mark.postgres]
 LARGE = {"schedules", "seats", "reservations", "wallets", "wallet_entries", "payments", "idempotency_keys",
          "outbox", "queue_tokens", "processed_events", "sales_ledger"}
 
-# The server's reservation columns (src/adapters/postgres/pg_rows.hpp, CONCERTD_PG_RESERVATION_COLUMNS).
+SOURCES = pathlib.Path(__file__).resolve().parents[2] / "src" / "adapters" / "postgres"
+
+# The server's SQL macros: (text, the file that defines it).
 RES_COLS = "r.id, r.user_id, r.schedule_id, sc.concert_id, r.seat_no, r.price, r.status, r.expires_at"
+SEAT_SELECT = ("SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version,"
+               " now_ms() FROM seats s JOIN schedules sc ON sc.id = s.schedule_id"
+               " WHERE s.schedule_id = $1 AND s.seat_no = $2")
+PAY_RESERVATION = (f"SELECT {RES_COLS}, r.version, now_ms()"
+                   " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id WHERE r.id = $1")
+MACROS = [(RES_COLS, "pg_rows.hpp"), (SEAT_SELECT, "pg_reservation_store.cpp"),
+          (PAY_RESERVATION, "pg_payment_store.cpp")]
 
 # (name, source file under src/adapters/postgres/, SQL as the server sends it, realistic
 # arguments as SQL literals). Copied from the C++ sources: when one changes, change it here.
@@ -38,10 +49,11 @@ QUERIES = [
      ["17"]),
     # --- holds: pg_reservation_store.cpp
     ("seat by schedule and number (hold read)", "pg_reservation_store.cpp",
-     "SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version,"
-     " now_ms() FROM seats s JOIN schedules sc ON sc.id = s.schedule_id"
-     " WHERE s.schedule_id = $1 AND s.seat_no = $2 FOR UPDATE OF s",
+     SEAT_SELECT + " FOR UPDATE OF s",
      ["1234", "7"]),
+    ("seat lock fence (distributed hold)", "pg_reservation_store.cpp",
+     "UPDATE seats SET lock_fence = $3 WHERE schedule_id = $1 AND seat_no = $2 AND lock_fence < $3",
+     ["1234", "7", "99"]),
     ("held reservation of a seat", "pg_reservation_store.cpp",
      f"SELECT {RES_COLS}"
      " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id"
@@ -77,6 +89,9 @@ QUERIES = [
     ("wallet by user", "pg_wallet.hpp",
      "SELECT balance, version, now_ms() FROM wallets WHERE user_id = $1 FOR UPDATE",
      ["4242"]),
+    ("wallet lock fence (distributed charge, payment)", "pg_wallet.hpp",
+     "UPDATE wallets SET lock_fence = $2 WHERE user_id = $1 AND lock_fence < $2",
+     ["4242", "99"]),
     ("wallet conditional update", "pg_wallet.hpp",
      "UPDATE wallets SET balance = $2, version = version + 1 WHERE user_id = $1 AND version = $3",
      ["4242", "1000", "3"]),
@@ -85,8 +100,7 @@ QUERIES = [
      ["4242", "20"]),
     # --- payments: pg_payment_store.cpp
     ("reservation to pay", "pg_payment_store.cpp",
-     f"SELECT {RES_COLS}, r.version, now_ms()"
-     " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id WHERE r.id = $1 FOR UPDATE OF r",
+     PAY_RESERVATION + " FOR UPDATE OF r",
      ["52000"]),
     ("idempotency key lookup", "pg_payment_store.cpp",
      "SELECT k.user_id, k.reservation_id, p.id, p.amount, p.paid_at"
@@ -250,6 +264,43 @@ def seq_scans(plan: dict) -> list[str]:
     for child in plan.get("Plans", []):
         found += seq_scans(child)
     return found
+
+
+def literals(path: pathlib.Path) -> str:
+    """The string literals of a C++ file, concatenated in order (comments skipped)."""
+    text, out, i = path.read_text(), [], 0
+    while i < len(text):
+        if text.startswith("//", i):
+            i = text.find("\n", i)
+            i = len(text) if i < 0 else i
+        elif text.startswith("/*", i):
+            i = text.index("*/", i) + 2
+        elif text[i] == "'":
+            i = text.index("'", i + 2 if text[i + 1] == "\\" else i + 1) + 1
+        elif text[i] == '"':
+            j = i + 1
+            while text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i + 1:j].replace('\\"', '"'))
+            i = j + 1
+        else:
+            i += 1
+    return "".join(out)
+
+
+def test_query_table_matches_the_sources():
+    """The table above is a copy: every piece of it (between macro expansions) must still be in
+    the source file it names, or the table has drifted from the server."""
+    stream = {p.name: literals(p) for p in list(SOURCES.glob("*.cpp")) + list(SOURCES.glob("*.hpp"))}
+    drifted = []
+    checks = [(f"macro in {source}", source, text) for text, source in MACROS] + \
+             [(name, source, sql) for name, source, sql, _ in QUERIES]
+    for name, source, sql in checks:
+        inner = [m for m, _ in sorted(MACROS, key=lambda m: -len(m[0])) if m != sql]
+        for piece in re.split("|".join(re.escape(m) for m in inner), sql):
+            if piece.strip() and piece not in stream[source]:
+                drifted.append(f"{name} ({source}): {piece!r}")
+    assert not drifted, "queries no longer found verbatim in the sources:\n" + "\n".join(drifted)
 
 
 @pytest.fixture(scope="module")

@@ -57,14 +57,19 @@ awaitable<Response> OpsHandlers::healthz(const Request&, const RouteParams&) {
 }
 
 awaitable<Response> OpsHandlers::readyz(const Request&, const RouteParams&) {
-    bool database_up = false;
-    try {
-        database_up = co_await sources_.storage.ping();
-    } catch (const std::exception&) {
-        database_up = false;
+    bool all_up = true;
+    boost::json::object checks;
+    for (const auto& [name, dependency] : sources_.dependencies) {
+        bool up = false;
+        try {
+            up = co_await dependency->ping();
+        } catch (const std::exception&) {
+            up = false;
+        }
+        checks[name] = up ? "up" : "down";
+        all_up = all_up && up;
     }
-    boost::json::object checks{{"database", database_up ? "up" : "down"}};
-    if (database_up) {
+    if (all_up) {
         co_return json_response(200, boost::json::object{{"status", "ready"}, {"checks", checks}});
     }
     auto response = json_response(503, boost::json::object{{"status", "unavailable"}, {"checks", checks}});

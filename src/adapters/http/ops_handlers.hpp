@@ -18,7 +18,8 @@ struct OpsSources {
     app::AppStats& stats;
     app::WaitingQueue& queue;
     app::OutboxStore& outbox;
-    app::StorageHealth& storage;
+    // Every configured dependency, by name ("database", "redis", ...).
+    std::vector<std::pair<std::string, app::DependencyHealth*>> dependencies;
 };
 
 class OpsHandlers {

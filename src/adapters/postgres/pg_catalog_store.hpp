@@ -6,7 +6,7 @@
 
 namespace concertd::postgres {
 
-class PgCatalogStore final : public app::CatalogStore, public app::StorageHealth {
+class PgCatalogStore final : public app::CatalogStore, public app::DependencyHealth {
 public:
     explicit PgCatalogStore(PgPool& pool) : pool_(pool) {}
     app::Task<std::vector<domain::Concert>> list_concerts() override;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <bit>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -101,6 +102,15 @@ std::string sha1_hex(std::string_view data) {
     return hex;
 }
 
+// What a client's links share; they may outlive the client.
+struct Shared {
+    explicit Shared(RedisOptions options_in) : options(std::move(options_in)) {}
+    const RedisOptions options;
+    // Set by a failure, cleared by a connect: a Redis that stays down is logged once as a
+    // warning, not once per attempt.
+    std::atomic<bool> failing{false};
+};
+
 // A caller's place in the connection's FIFO: it sleeps on `timer` until `done`.
 struct Request {
     explicit Request(const asio::any_io_executor& executor) : timer(executor) {}
@@ -122,9 +132,10 @@ struct Request {
 // After close() it is dead for good; the client opens a new Link for the next call.
 class Link : public std::enable_shared_from_this<Link> {
 public:
-    Link(asio::any_io_executor executor, std::shared_ptr<const RedisOptions> options)
+    Link(asio::any_io_executor executor, std::shared_ptr<Shared> shared)
         : executor_(std::move(executor)),
-          options_(std::move(options)),
+          shared_(std::move(shared)),
+          options_(&shared_->options),
           socket_(executor_),
           resolver_(executor_),
           connect_timer_(executor_),
@@ -168,11 +179,19 @@ public:
     }
 
     // Closes the socket and fails every command in flight with `reason`. Idempotent.
-    void close(const std::string& reason) {
+    // `is_failure` false: a planned close, not worth a warning.
+    void close(const std::string& reason, bool is_failure = true) {
         if (closed_) return;
+        const bool was_connected = phase_ == Phase::kConnected;
         closed_ = true;
         phase_ = Phase::kClosed;
-        spdlog::warn("{}; connection to {}:{} reset", reason, options_->host, options_->port);
+        const bool first_failure = is_failure && !shared_->failing.exchange(true);
+        if (first_failure || (is_failure && was_connected)) {
+            spdlog::warn("{}; connection to {}:{} reset", reason, options_->host, options_->port);
+        } else {
+            spdlog::debug("{}; connection to {}:{} reset", reason, options_->host,
+                          options_->port);
+        }
         boost::system::error_code ignored;
         socket_.close(ignored);  // also stops a range connect between endpoints
         resolver_.cancel();
@@ -257,6 +276,9 @@ private:
             co_return false;
         }
         connect_timer_.cancel();
+        if (shared_->failing.exchange(false)) {
+            spdlog::info("redis: connected to {}:{} again", options_->host, options_->port);
+        }
         socket_.set_option(tcp::no_delay(true), ec);  // small commands must not wait for Nagle
         phase_ = Phase::kConnected;
         asio::co_spawn(executor_, read_replies(shared_from_this()), asio::detached);
@@ -338,7 +360,8 @@ private:
     }
 
     asio::any_io_executor executor_;
-    std::shared_ptr<const RedisOptions> options_;
+    std::shared_ptr<Shared> shared_;
+    const RedisOptions* options_;  // in *shared_
     tcp::socket socket_;
     tcp::resolver resolver_;
     asio::steady_timer connect_timer_;
@@ -354,7 +377,7 @@ private:
 };
 
 struct RedisClient::State {
-    explicit State(std::shared_ptr<const RedisOptions> options) : options(std::move(options)) {}
+    explicit State(std::shared_ptr<Shared> shared_in) : shared(std::move(shared_in)) {}
 
     // The calling io_context's live link, or a new one (it connects on its first command).
     std::shared_ptr<Link> link_for(const asio::any_io_executor& executor) {
@@ -365,12 +388,12 @@ struct RedisClient::State {
         if (auto link = slot.lock(); link && !link->closed()) return link;
         // An expired entry may also be a destroyed io_context whose address was reused.
         std::erase_if(links, [](const auto& entry) { return entry.second.expired(); });
-        auto link = std::make_shared<Link>(executor, options);
+        auto link = std::make_shared<Link>(executor, shared);
         links[context] = link;
         return link;
     }
 
-    std::shared_ptr<const RedisOptions> options;
+    std::shared_ptr<Shared> shared;
     std::mutex mutex;  // guards links
     std::unordered_map<const asio::execution_context*, std::weak_ptr<Link>> links;
 };
@@ -452,7 +475,7 @@ RedisClient::RedisClient(RedisOptions options) : options_(std::move(options)) {
         options_.pending_max == 0) {
         throw std::invalid_argument("redis: invalid options");
     }
-    state_ = std::make_unique<State>(std::make_shared<const RedisOptions>(options_));
+    state_ = std::make_unique<State>(std::make_shared<Shared>(options_));
 }
 
 RedisClient::~RedisClient() {
@@ -469,7 +492,9 @@ RedisClient::~RedisClient() {
     }
     for (auto& link : live) {
         const asio::any_io_executor executor = link->executor();
-        asio::post(executor, [link = std::move(link)] { link->close("redis: client destroyed"); });
+        asio::post(executor, [link = std::move(link)] {
+            link->close("redis: client destroyed", false);
+        });
     }
 }
 

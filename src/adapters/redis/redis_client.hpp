@@ -45,8 +45,20 @@ struct RedisOptions {
 // "redis://host:port/db" (port and db optional). Throws std::invalid_argument with a message.
 RedisOptions parse_redis_url(std::string_view url);
 
+// Thread-safe: any number of threads, each running its own io_context, may call it at once.
+// Each io_context gets its own connection; its state is only touched on that io_context's
+// thread, so an io_context must be run by one thread (this codebase's rule).
+//
+// Lifetime: the connections belong to coroutines on their io_contexts, not to the client, so
+// the client may be destroyed before or after its io_contexts (a connection dies, at the
+// latest, with its io_context, while Asio's services still exist). Destroying the client posts
+// a close to each live connection: calls still waiting then fail with DependencyUnavailable.
+// Not allowed: destroying the client while one of its io_contexts is being destroyed on
+// another thread.
 class RedisClient {
 public:
+    // Throws std::invalid_argument for an empty host, port 0, a negative database, a timeout
+    // <= 0 or pending_max 0. Connects lazily, on each io_context's first command.
     explicit RedisClient(RedisOptions options);
     ~RedisClient();
     RedisClient(const RedisClient&) = delete;
@@ -56,14 +68,17 @@ public:
     // failure, on first use) and returns its reply; an error reply is returned, not thrown.
     // Throws domain::DependencyUnavailable when Redis cannot be reached or does not answer
     // within command_timeout; the connection is then reset and every command in flight on it
-    // fails the same way.
+    // fails the same way. Also throws it ("redis: overloaded") when pending_max replies are
+    // outstanding on this io_context's connection, std::invalid_argument for an empty argv, and
+    // boost::system::system_error (operation_aborted) when the caller's coroutine is cancelled.
     boost::asio::awaitable<RedisReply> command(std::vector<std::string> argv);
 
-    // Several commands written together; their replies in order.
+    // Several commands written together; their replies in order. An error reply in the
+    // middle does not stop the rest (for all-or-nothing, send MULTI ... EXEC or use eval()).
     boost::asio::awaitable<std::vector<RedisReply>> pipeline(
         std::vector<std::vector<std::string>> commands);
 
-    // EVALSHA, or EVAL when Redis does not know the script yet.
+    // EVALSHA, or EVAL when Redis does not know the script yet (NOSCRIPT); EVAL caches it.
     boost::asio::awaitable<RedisReply> eval(const RedisScript& script,
                                             std::vector<std::string> keys,
                                             std::vector<std::string> args);

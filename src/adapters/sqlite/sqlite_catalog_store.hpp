@@ -6,7 +6,7 @@
 
 namespace concertd::sqlite {
 
-class SqliteCatalogStore final : public app::CatalogStore, public app::StorageHealth {
+class SqliteCatalogStore final : public app::CatalogStore, public app::DependencyHealth {
 public:
     explicit SqliteCatalogStore(SqliteDatabase& db) : db_(db) {}
     app::Task<std::vector<domain::Concert>> list_concerts() override;

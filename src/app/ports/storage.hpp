@@ -139,10 +139,11 @@ public:
     virtual Task<bool> record_sale(const Event& event) = 0;
 };
 
-// Is the database reachable (for /readyz)?
-class StorageHealth {
+// Does a dependency (database, Redis, broker) answer? For /readyz; ping() returns false or
+// throws when it does not.
+class DependencyHealth {
 public:
-    virtual ~StorageHealth() = default;
+    virtual ~DependencyHealth() = default;
     virtual Task<bool> ping() = 0;
 };
 

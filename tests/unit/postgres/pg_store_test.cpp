@@ -128,7 +128,7 @@ protected:
 
 TEST_P(PgStoreTest, OneSeatGoesToExactlyOneHolder) {
     // `distributed` here runs without the lock port: the unique index alone must still hold.
-    auto results = race(60, [&](int i) { return reservations_->hold(hold(user_base_ + i, 7, GetParam())); });
+    auto results = race(30, [&](int i) { return reservations_->hold(hold(user_base_ + i, 7, GetParam())); });
     int won = 0;
     for (const auto& r : results) {
         if (r.ok()) ++won;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the black-box end-to-end suite on every storage back end, one after the other:
+# SQLite (the embedded default) and PostgreSQL (a throwaway cluster the suite starts itself with
+# scripts/pg-start.sh; every concertd it starts gets a fresh database in it).
+#   scripts/test-e2e-all.sh [path/to/concertd] [extra pytest arguments...]
+# Both runs always happen; the exit code is non-zero when either failed. The last line adds up
+# both runs ("e2e: N passed, N failed, N skipped").
+# One back end only: CONCERTD_E2E_BACKEND=sqlite|postgres scripts/test-e2e.sh ...
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+backends=(sqlite postgres)
+status=0
+passed=0 failed=0 skipped=0
+summaries=()
+for backend in "${backends[@]}"; do
+  echo "=== e2e on $backend ==="
+  log="$(mktemp)"
+  started=$SECONDS
+  CONCERTD_E2E_BACKEND="$backend" "$root/scripts/test-e2e.sh" "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  took=$((SECONDS - started))
+  # pytest's closing line, e.g. "1 failed, 373 passed, 5 skipped in 122.45s (0:02:02)"
+  line="$(grep -E '^=* *[0-9]+ (passed|failed|skipped|errors?|deselected)' "$log" | tail -n 1 || true)"
+  rm -f "$log"
+  count() { grep -oE "[0-9]+ $1" <<<"$line" | head -n 1 | cut -d' ' -f1; }
+  p="$(count passed)" f="$(count failed)" s="$(count skipped)" e="$(count 'errors?')"
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${e:-0}))
+  skipped=$((skipped + ${s:-0}))
+  if [ "$rc" -ne 0 ]; then
+    status=1
+    # a run that died before its closing line still counts as a failure
+    [ -n "$line" ] || failed=$((failed + 1))
+  fi
+  summaries+=("$backend: ${line:-no summary (exit $rc)} [${took}s]")
+done
+echo "=== e2e per back end ==="
+printf '%s\n' "${summaries[@]}"
+echo "e2e: $passed passed, $failed failed, $skipped skipped"
+exit "$status"

@@ -1,0 +1,575 @@
+#include "adapters/redis/redis_catalog_cache.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <charconv>
+#include <limits>
+#include <random>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "domain/outcome.hpp"
+
+namespace concertd::redis {
+
+namespace asio = boost::asio;
+
+namespace {
+
+using domain::DependencyUnavailable;
+using Clock = std::chrono::steady_clock;
+constexpr asio::as_tuple_t<asio::use_awaitable_t<>> kUseTuple{};
+
+// --- encodings: one flat JSON array of integers, the format number first -------------------------
+
+constexpr std::int64_t kFormat = 1;
+constexpr std::int64_t kNoExpiry = -1;
+constexpr std::size_t kMaxSeats = 1'000'000;
+constexpr std::size_t kMaxSchedules = 100'000;
+
+class IntWriter {
+public:
+    explicit IntWriter(std::size_t reserve) { out_.reserve(reserve); }
+    void add(std::int64_t value) {
+        out_ += out_.empty() ? '[' : ',';
+        char buffer[24];
+        const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+        out_.append(buffer, end);
+    }
+    std::string finish() && {
+        out_ += out_.empty() ? "[]" : "]";
+        return std::move(out_);
+    }
+
+private:
+    std::string out_;
+};
+
+std::int64_t status_code(domain::SeatStatus status) {
+    switch (status) {
+        case domain::SeatStatus::kAvailable: return 0;
+        case domain::SeatStatus::kHeld: return 1;
+        case domain::SeatStatus::kSold: return 2;
+    }
+    return 0;
+}
+
+std::optional<domain::SeatStatus> status_of(std::int64_t code) {
+    switch (code) {
+        case 0: return domain::SeatStatus::kAvailable;
+        case 1: return domain::SeatStatus::kHeld;
+        case 2: return domain::SeatStatus::kSold;
+        default: return std::nullopt;
+    }
+}
+
+std::int64_t ms_of(domain::TimePoint t) { return t.time_since_epoch().count(); }
+domain::TimePoint time_of(std::int64_t ms) {
+    return domain::TimePoint(std::chrono::milliseconds(ms));
+}
+
+// Reads the integers of a parsed array in order; any shortfall or non-integer is a failure.
+class IntReader {
+public:
+    explicit IntReader(const boost::json::array& array) : array_(array) {}
+    std::optional<std::int64_t> next() {
+        if (index_ >= array_.size() || !array_[index_].is_int64()) return std::nullopt;
+        return array_[index_++].as_int64();
+    }
+    std::size_t remaining() const { return array_.size() - index_; }
+
+private:
+    const boost::json::array& array_;
+    std::size_t index_ = 0;
+};
+
+// Parses `text` as a JSON array of integers starting with kFormat, and hands it to `read`.
+template <class Read>
+auto read_ints(std::string_view text, Read read) -> decltype(read(std::declval<IntReader&>())) {
+    unsigned char scratch[4096];
+    boost::json::monotonic_resource resource(scratch, sizeof scratch);
+    boost::system::error_code ec;
+    const boost::json::value parsed = boost::json::parse(text, ec, &resource);
+    if (ec || !parsed.is_array()) return std::nullopt;
+    IntReader reader(parsed.get_array());
+    if (reader.next() != kFormat) return std::nullopt;
+    return read(reader);
+}
+
+// --- scripts --------------------------------------------------------------------------------------
+
+// KEYS[1] version, [2] value, [3] loading lock. ARGV[1] the caller's local version ('' none),
+// [2] loader owner ('' = do not try), [3] loading lock ms.
+// {version, 1}: the local copy is current. {version, 2, value}. {version, 3}: a miss, the caller
+// is the loader. {version, 0}: a miss while another loader works (or the caller did not try).
+const RedisScript& lookup_script() {
+    static const RedisScript script(R"lua(
+local version = redis.call('GET', KEYS[1])
+if not version then
+    local clock = redis.call('TIME')
+    version = string.format('%.0f', tonumber(clock[1]) * 1000000 + tonumber(clock[2]))
+    redis.call('SET', KEYS[1], version)
+end
+if version == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 1 then return {version, 1} end
+local value = redis.call('GET', KEYS[2])
+if value then return {version, 2, value} end
+if ARGV[2] ~= '' and redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then
+    return {version, 3}
+end
+return {version, 0}
+)lua");
+    return script;
+}
+
+// KEYS[1] version, [2] value, [3] loading lock. ARGV[1] generation, [2] value, [3] TTL ms,
+// [4] loader owner. 1 when stored.
+const RedisScript& put_script() {
+    static const RedisScript script(R"lua(
+local stored = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+    stored = 1
+end
+if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+return stored
+)lua");
+    return script;
+}
+
+// KEYS: version, value, version, value, … Each version becomes max(version + 1, µs clock).
+const RedisScript& invalidate_script() {
+    static const RedisScript script(R"lua(
+local clock = redis.call('TIME')
+local floor = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+for i = 1, #KEYS, 2 do
+    local version = tonumber(redis.call('GET', KEYS[i]) or '0') + 1
+    if version < floor then version = floor end
+    redis.call('SET', KEYS[i], string.format('%.0f', version))
+    redis.call('DEL', KEYS[i + 1])
+end
+return 1
+)lua");
+    return script;
+}
+
+std::string random_owner() {
+    std::random_device device;
+    const std::uint64_t bits = (std::uint64_t{device()} << 32) | device();
+    return std::to_string(bits);
+}
+
+// --- one loader per key on each thread ---------------------------------------------------------
+// A coroutine never changes thread, so the loaders of a thread need no lock. The map holds only
+// raw pointers to timers in waiting frames (no Asio object outlives its io_context here).
+
+struct LoaderKey {
+    const void* cache = nullptr;
+    int kind = 0;
+    std::int64_t id = 0;
+    bool operator==(const LoaderKey&) const = default;
+};
+
+struct LoaderKeyHash {
+    std::size_t operator()(const LoaderKey& key) const noexcept {
+        const auto mixed = (reinterpret_cast<std::uintptr_t>(key.cache) ^
+                            static_cast<std::uint64_t>(key.id) * 0x9E3779B97F4A7C15ULL) +
+                           static_cast<std::uint64_t>(key.kind);
+        return static_cast<std::size_t>(mixed ^ (mixed >> 29));
+    }
+};
+
+struct Loader {
+    Clock::time_point deadline;
+    std::vector<asio::steady_timer*> waiters;
+};
+
+constexpr std::size_t kLoadersPerThreadMax = 1024;
+thread_local std::unordered_map<LoaderKey, Loader, LoaderKeyHash> t_loaders;
+
+bool loading_on_this_thread(const LoaderKey& key) {
+    const auto it = t_loaders.find(key);
+    return it != t_loaders.end() && it->second.deadline > Clock::now();
+}
+
+void become_loader(const LoaderKey& key, Clock::time_point deadline) {
+    if (t_loaders.size() >= kLoadersPerThreadMax) {
+        const auto now = Clock::now();
+        std::erase_if(t_loaders, [now](const auto& entry) {
+            return entry.second.deadline <= now && entry.second.waiters.empty();
+        });
+    }
+    t_loaders[key].deadline = deadline;  // waiters of an expired loader stay registered
+}
+
+// The loader put (or gave up): wake the waiters of this thread.
+void loader_done(const LoaderKey& key) {
+    const auto it = t_loaders.find(key);
+    if (it == t_loaders.end()) return;
+    const std::vector<asio::steady_timer*> waiters = std::move(it->second.waiters);
+    t_loaders.erase(it);
+    for (asio::steady_timer* timer : waiters) timer->cancel();
+}
+
+// Waits until the thread's loader of `key` is done, or until `deadline`.
+asio::awaitable<void> wait_for_loader(LoaderKey key, Clock::time_point deadline) {
+    const auto it = t_loaders.find(key);
+    if (it == t_loaders.end()) co_return;
+    asio::steady_timer timer(co_await asio::this_coro::executor,
+                             std::min(it->second.deadline, deadline));
+    it->second.waiters.push_back(&timer);
+    struct Unregister {
+        LoaderKey key;
+        asio::steady_timer* timer;
+        ~Unregister() {
+            const auto found = t_loaders.find(key);
+            if (found == t_loaders.end()) return;
+            std::erase(found->second.waiters, timer);
+        }
+    } unregister{key, &timer};
+    co_await timer.async_wait(kUseTuple);
+}
+
+asio::awaitable<void> sleep_until(Clock::time_point until) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, until);
+    co_await timer.async_wait(kUseTuple);
+}
+
+std::uint64_t parse_version(const RedisReply& reply) {
+    std::uint64_t version = 0;
+    if (reply.type == RedisReply::Type::kString) {
+        const char* end = reply.text.data() + reply.text.size();
+        const auto [ptr, ec] = std::from_chars(reply.text.data(), end, version);
+        if (ec == std::errc() && ptr == end) return version;
+    }
+    throw DependencyUnavailable("redis: unexpected cache version");
+}
+
+template <class T>
+std::optional<T> decode(std::string_view text);
+template <>
+std::optional<domain::SeatMap> decode<domain::SeatMap>(std::string_view text) {
+    return decode_seat_map(text);
+}
+template <>
+std::optional<app::ScheduleList> decode<app::ScheduleList>(std::string_view text) {
+    return decode_schedule_list(text);
+}
+
+std::string encode(const domain::SeatMap& map) { return encode_seat_map(map); }
+std::string encode(const app::ScheduleList& list) { return encode_schedule_list(list); }
+
+}  // namespace
+
+// --- encodings ------------------------------------------------------------------------------------
+
+std::string encode_seat_map(const domain::SeatMap& map) {
+    IntWriter writer(16 + map.seats.size() * 28);
+    writer.add(kFormat);
+    writer.add(map.schedule_id);
+    writer.add(static_cast<std::int64_t>(map.seats.size()));
+    for (const domain::SeatState& seat : map.seats) {
+        writer.add(seat.seat_no);
+        writer.add(seat.price_won);
+        writer.add(status_code(seat.stored_status));
+        writer.add(seat.hold_expires_at ? ms_of(*seat.hold_expires_at) : kNoExpiry);
+    }
+    return std::move(writer).finish();
+}
+
+std::optional<domain::SeatMap> decode_seat_map(std::string_view text) {
+    return read_ints(text, [](IntReader& in) -> std::optional<domain::SeatMap> {
+        domain::SeatMap map;
+        const auto schedule = in.next();
+        const auto count = in.next();
+        if (!schedule || !count || *count < 0 || static_cast<std::size_t>(*count) > kMaxSeats ||
+            in.remaining() != static_cast<std::size_t>(*count) * 4) {
+            return std::nullopt;
+        }
+        map.schedule_id = *schedule;
+        map.seats.reserve(static_cast<std::size_t>(*count));
+        for (std::int64_t i = 0; i < *count; ++i) {
+            const auto seat_no = in.next();
+            const auto price = in.next();
+            const auto status = in.next();
+            const auto expiry = in.next();
+            if (!seat_no || !price || !status || !expiry) return std::nullopt;
+            const auto stored_status = status_of(*status);
+            if (!stored_status || *seat_no < 0 ||
+                *seat_no > std::numeric_limits<domain::SeatNo>::max()) {
+                return std::nullopt;
+            }
+            domain::SeatState seat;
+            seat.seat_no = static_cast<domain::SeatNo>(*seat_no);
+            seat.price_won = *price;
+            seat.stored_status = *stored_status;
+            if (*expiry != kNoExpiry) seat.hold_expires_at = time_of(*expiry);
+            map.seats.push_back(seat);
+        }
+        return map;
+    });
+}
+
+std::string encode_schedule_list(const app::ScheduleList& list) {
+    std::size_t ints = 2;
+    for (const auto& schedule : list) ints += 5 + schedule.hold_expiries.size();
+    IntWriter writer(ints * 14);
+    writer.add(kFormat);
+    writer.add(static_cast<std::int64_t>(list.size()));
+    for (const domain::ScheduleSummary& schedule : list) {
+        writer.add(schedule.id);
+        writer.add(ms_of(schedule.starts_at));
+        writer.add(schedule.total_seats);
+        writer.add(schedule.sold_seats);
+        writer.add(static_cast<std::int64_t>(schedule.hold_expiries.size()));
+        for (const domain::TimePoint expiry : schedule.hold_expiries) writer.add(ms_of(expiry));
+    }
+    return std::move(writer).finish();
+}
+
+std::optional<app::ScheduleList> decode_schedule_list(std::string_view text) {
+    return read_ints(text, [](IntReader& in) -> std::optional<app::ScheduleList> {
+        const auto count = in.next();
+        if (!count || *count < 0 || static_cast<std::size_t>(*count) > kMaxSchedules) {
+            return std::nullopt;
+        }
+        app::ScheduleList list;
+        list.reserve(static_cast<std::size_t>(*count));
+        constexpr auto kSeatsMax = std::numeric_limits<std::int32_t>::max();
+        for (std::int64_t i = 0; i < *count; ++i) {
+            const auto id = in.next();
+            const auto starts_at = in.next();
+            const auto total = in.next();
+            const auto sold = in.next();
+            const auto holds = in.next();
+            if (!id || !starts_at || !total || !sold || !holds || *total < 0 ||
+                *total > kSeatsMax || *sold < 0 || *sold > kSeatsMax || *holds < 0 ||
+                static_cast<std::size_t>(*holds) > in.remaining()) {
+                return std::nullopt;
+            }
+            domain::ScheduleSummary schedule;
+            schedule.id = *id;
+            schedule.starts_at = time_of(*starts_at);
+            schedule.total_seats = static_cast<std::int32_t>(*total);
+            schedule.sold_seats = static_cast<std::int32_t>(*sold);
+            schedule.hold_expiries.reserve(static_cast<std::size_t>(*holds));
+            for (std::int64_t h = 0; h < *holds; ++h) {
+                schedule.hold_expiries.push_back(time_of(*in.next()));  // in range: checked above
+            }
+            list.push_back(std::move(schedule));
+        }
+        if (in.remaining() != 0) return std::nullopt;
+        return list;
+    });
+}
+
+// --- the cache ------------------------------------------------------------------------------------
+
+RedisCatalogCache::RedisCatalogCache(RedisClient& client, std::string key_prefix)
+    : client_(client), prefix_(std::move(key_prefix)), owner_(random_owner()) {}
+
+RedisCatalogCache::Keys RedisCatalogCache::keys_for(Kind kind, std::int64_t id) const {
+    std::string value = prefix_ + (kind == Kind::kSeatMap ? "sm:" : "sl:") + std::to_string(id);
+    return {value, value + ":v", value + ":l"};
+}
+
+template <class T>
+RedisCatalogCache::Shards<T>& RedisCatalogCache::shards() {
+    if constexpr (std::is_same_v<T, domain::SeatMap>) {
+        return seat_maps_;
+    } else {
+        return schedule_lists_;
+    }
+}
+
+namespace {
+std::size_t shard_index(std::int64_t id) {
+    // Ids are sequential: multiply so neighbours land on different shards, take the top bits.
+    const std::uint64_t mixed = static_cast<std::uint64_t>(id) * 0x9E3779B97F4A7C15ULL;
+    return static_cast<std::size_t>(mixed >> 32) % RedisCatalogCache::kShardCount;
+}
+}  // namespace
+
+template <class T>
+std::optional<RedisCatalogCache::LocalEntry<T>> RedisCatalogCache::local_get(std::int64_t id) {
+    auto& shard = shards<T>()[shard_index(id)];
+    std::lock_guard lock(shard.mutex);
+    const auto it = shard.entries.find(id);
+    if (it == shard.entries.end()) return std::nullopt;
+    return it->second;
+}
+
+template <class T>
+void RedisCatalogCache::local_store(std::int64_t id, std::uint64_t version,
+                                    std::shared_ptr<const T> value) {
+    auto& shard = shards<T>()[shard_index(id)];
+    std::shared_ptr<const T> dropped;  // freed after the mutex
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.entries.find(id);
+    if (it == shard.entries.end()) {
+        if (shard.entries.size() >= kLocalEntriesPerShardMax) {
+            dropped = std::move(shard.entries.begin()->second.value);
+            shard.entries.erase(shard.entries.begin());
+        }
+        shard.entries.emplace(id, LocalEntry<T>{version, std::move(value)});
+        return;
+    }
+    if (version >= it->second.version) {  // versions only grow: keep the newest
+        dropped = std::exchange(it->second.value, std::move(value));
+        it->second.version = version;
+    }
+}
+
+template <class T>
+void RedisCatalogCache::local_erase(std::int64_t id) {
+    auto& shard = shards<T>()[shard_index(id)];
+    std::shared_ptr<const T> dropped;
+    std::lock_guard lock(shard.mutex);
+    const auto it = shard.entries.find(id);
+    if (it == shard.entries.end()) return;
+    dropped = std::move(it->second.value);
+    shard.entries.erase(it);
+}
+
+template <class T>
+boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind, std::int64_t id) {
+    const Keys keys = keys_for(kind, id);
+    const LoaderKey loader{this, static_cast<int>(kind), id};
+    const auto deadline = Clock::now() + kLoadWaitMax;
+    bool waited = false;
+    for (;;) {
+        const std::optional<LocalEntry<T>> local = local_get<T>(id);
+        // A second caller on the loader's thread must not take the loader's place.
+        const bool loading_here = loading_on_this_thread(loader);
+        const RedisReply reply = co_await client_.eval(
+            lookup_script(), {keys.version, keys.value, keys.loading},
+            {local ? std::to_string(local->version) : std::string(),
+             loading_here ? std::string() : owner_, std::to_string(kLoadLockTtl.count())});
+        if (reply.is_error()) throw DependencyUnavailable("redis: cache lookup failed: " + reply.text);
+        if (reply.type != RedisReply::Type::kArray || reply.elements.size() < 2 ||
+            reply.elements[1].type != RedisReply::Type::kInteger) {
+            throw DependencyUnavailable("redis: unexpected reply to a cache lookup");
+        }
+        const std::uint64_t version = parse_version(reply.elements[0]);
+        switch (reply.elements[1].integer) {
+            case 1:
+                if (local && local->version == version) {
+                    ++local_hits_;
+                    co_return app::CacheLookup<T>{local->value, version};
+                }
+                break;  // cannot happen (we sent that version); treat as a miss below
+            case 2:
+                if (reply.elements.size() == 3 &&
+                    reply.elements[2].type == RedisReply::Type::kString) {
+                    if (auto decoded = decode<T>(reply.elements[2].text)) {
+                        auto value = std::make_shared<const T>(std::move(*decoded));
+                        local_store<T>(id, version, value);
+                        ++redis_hits_;
+                        co_return app::CacheLookup<T>{std::move(value), version};
+                    }
+                }
+                break;  // not our format: a miss; the loader's put overwrites it
+            case 3:
+                become_loader(loader, Clock::now() + kLoadWaitMax);
+                ++misses_;
+                co_return app::CacheLookup<T>{nullptr, version};
+            default: {  // another loader works: wait a little for its value
+                const auto now = Clock::now();
+                if (now >= deadline) break;
+                if (!waited) ++waits_;
+                waited = true;
+                if (loading_here) {
+                    co_await wait_for_loader(loader, deadline);
+                } else {
+                    co_await sleep_until(std::min(deadline, now + kLoadPollInterval));
+                }
+                continue;
+            }
+        }
+        ++misses_;
+        co_return app::CacheLookup<T>{nullptr, version};
+    }
+}
+
+template <class T>
+boost::asio::awaitable<void> RedisCatalogCache::put(Kind kind, std::int64_t id,
+                                                    std::shared_ptr<const T> value,
+                                                    std::uint64_t generation) {
+    const LoaderKey loader{this, static_cast<int>(kind), id};
+    if (!value) {
+        loader_done(loader);
+        co_return;
+    }
+    const Keys keys = keys_for(kind, id);
+    bool stored = false;
+    try {
+        const RedisReply reply = co_await client_.eval(
+            put_script(), {keys.version, keys.value, keys.loading},
+            {std::to_string(generation), encode(*value),
+             std::to_string(std::chrono::milliseconds(kValueTtl).count()), owner_});
+        stored = reply.type == RedisReply::Type::kInteger && reply.integer == 1;
+        if (reply.is_error()) spdlog::warn("redis: cache put failed: {}", reply.text);
+    } catch (const DependencyUnavailable& error) {
+        spdlog::debug("redis: cache put skipped: {}", error.what());  // the value is loaded anyway
+    }
+    if (stored) local_store<T>(id, generation, std::move(value));
+    loader_done(loader);  // stored or not, the waiters of this thread look again
+}
+
+boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> RedisCatalogCache::seat_map(
+    domain::ScheduleId schedule) {
+    co_return co_await lookup<domain::SeatMap>(Kind::kSeatMap, schedule);
+}
+
+boost::asio::awaitable<void> RedisCatalogCache::put_seat_map(
+    domain::ScheduleId schedule, std::shared_ptr<const domain::SeatMap> map,
+    std::uint64_t generation) {
+    co_await put<domain::SeatMap>(Kind::kSeatMap, schedule, std::move(map), generation);
+}
+
+boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> RedisCatalogCache::schedules(
+    domain::ConcertId concert) {
+    co_return co_await lookup<app::ScheduleList>(Kind::kSchedules, concert);
+}
+
+boost::asio::awaitable<void> RedisCatalogCache::put_schedules(
+    domain::ConcertId concert, std::shared_ptr<const app::ScheduleList> list,
+    std::uint64_t generation) {
+    co_await put<app::ScheduleList>(Kind::kSchedules, concert, std::move(list), generation);
+}
+
+boost::asio::awaitable<void> RedisCatalogCache::invalidate(domain::ConcertId concert,
+                                                           domain::ScheduleId schedule) {
+    const Keys seat_map = keys_for(Kind::kSeatMap, schedule);
+    const Keys list = keys_for(Kind::kSchedules, concert);
+    for (int attempt = 0;; ++attempt) {
+        try {
+            const RedisReply reply = co_await client_.eval(
+                invalidate_script(), {seat_map.version, seat_map.value, list.version, list.value},
+                {});
+            if (reply.is_error()) {
+                throw DependencyUnavailable("redis: cache invalidation failed: " + reply.text);
+            }
+            break;
+        } catch (const DependencyUnavailable&) {
+            // A reset connection is reopened by the next call: one more try, then 503.
+            if (attempt > 0) throw;
+        }
+    }
+    local_erase<domain::SeatMap>(schedule);
+    local_erase<app::ScheduleList>(concert);
+}
+
+RedisCatalogCache::Counters RedisCatalogCache::counters() const {
+    return {local_hits_.load(std::memory_order_relaxed), redis_hits_.load(std::memory_order_relaxed),
+            misses_.load(std::memory_order_relaxed), waits_.load(std::memory_order_relaxed)};
+}
+
+}  // namespace concertd::redis

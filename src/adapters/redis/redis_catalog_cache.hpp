@@ -1,0 +1,148 @@
+// The read cache of seat maps and date lists in Redis 7, with a small in-process layer in front
+// (SPEC §4 distributed mode). The consistency rule is written out in docs/caching.md.
+//
+// Keys (prefix P, default "concertd:cache:"; K is "sm:<scheduleId>" or "sl:<concertId>"):
+//   P K      the value, compact JSON (a flat array of integers), with a kValueTtl safety TTL
+//   P K ":v" the key's version: invalidate() sets it to max(version + 1, Redis µs clock); a
+//            missing version is created from the clock on first lookup. So versions only grow,
+//            and one never comes back, even after Redis lost its data.
+//   P K ":l" the loading lock (SET NX PX kLoadLockTtl): one loader per key across processes.
+//
+// Guarantees, per key:
+// - lookup returns a value stored for the key's current version (or null) and that version as
+//   the generation; a value is in Redis only for the version it was stored under (invalidate
+//   bumps the version and deletes the value in one script).
+// - put stores only if the generation is still the key's version (compare-and-set in a script),
+//   so a loader that looked before an invalidation never puts back the older state.
+// - The in-process layer keeps (version, decoded value) per key and serves it only when, in the
+//   same round trip, Redis says the version is still that one and the value has not expired
+//   there: it never serves anything older than the last invalidation committed in Redis, nor
+//   outlives Redis's copy. It only saves moving and decoding the value.
+// - Stampede protection: on a miss, one caller per key becomes the loader (it takes the loading
+//   lock); the others wait up to kLoadWaitMax: callers on the loader's thread until its put()
+//   wakes them, callers elsewhere polling every kLoadPollInterval. Then they load anyway.
+// - lookup and invalidate throw domain::DependencyUnavailable when Redis cannot be reached
+//   (invalidate after one retry); put never does (caching is optional, the value is loaded).
+// - Thread-safe. One round trip per lookup (more only while waiting for another loader), one
+//   per put, one per invalidate.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "adapters/redis/redis_client.hpp"
+#include "app/ports/catalog_cache.hpp"
+
+namespace concertd::redis {
+
+// Compact encodings of the cached values (exposed for tests). decode_* return nullopt for
+// anything but a well-formed value of the current format.
+std::string encode_seat_map(const domain::SeatMap& map);
+std::optional<domain::SeatMap> decode_seat_map(std::string_view text);
+std::string encode_schedule_list(const app::ScheduleList& list);
+std::optional<app::ScheduleList> decode_schedule_list(std::string_view text);
+
+class RedisCatalogCache final : public app::CatalogCache {
+public:
+    inline static const std::string kDefaultKeyPrefix = "concertd:cache:";
+    // Bounds how long a value can outlive a missed invalidation (a writer that died between
+    // its commit and its invalidate).
+    static constexpr std::chrono::seconds kValueTtl{60};
+    static constexpr std::chrono::milliseconds kLoadLockTtl{250};
+    static constexpr std::chrono::milliseconds kLoadWaitMax{100};
+    static constexpr std::chrono::milliseconds kLoadPollInterval{5};
+    static constexpr std::size_t kShardCount = 16;
+    // In-process entries per shard and kind; past that an arbitrary one is dropped.
+    static constexpr std::size_t kLocalEntriesPerShardMax = 1024;
+
+    struct Counters {
+        std::uint64_t local_hits = 0;  // served by the in-process layer
+        std::uint64_t redis_hits = 0;  // value moved from Redis
+        std::uint64_t misses = 0;      // the caller loads
+        std::uint64_t waits = 0;       // a miss that first waited for another loader
+    };
+
+    // `client` must outlive the cache.
+    explicit RedisCatalogCache(RedisClient& client, std::string key_prefix = kDefaultKeyPrefix);
+    RedisCatalogCache(const RedisCatalogCache&) = delete;
+    RedisCatalogCache& operator=(const RedisCatalogCache&) = delete;
+
+    boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> seat_map(
+        domain::ScheduleId schedule) override;
+    boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
+                                              std::shared_ptr<const domain::SeatMap> map,
+                                              std::uint64_t generation) override;
+    boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> schedules(
+        domain::ConcertId concert) override;
+    boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
+                                               std::shared_ptr<const app::ScheduleList> list,
+                                               std::uint64_t generation) override;
+    // Bumps both versions and deletes both values in one script; drops the local copies.
+    boost::asio::awaitable<void> invalidate(domain::ConcertId concert,
+                                            domain::ScheduleId schedule) override;
+
+    Counters counters() const;
+
+private:
+    enum class Kind : std::uint8_t { kSeatMap, kSchedules };
+
+    template <class T>
+    struct LocalEntry {
+        std::uint64_t version = 0;
+        std::shared_ptr<const T> value;
+    };
+    // One cache line apart, so two threads on two shards do not share a line.
+    template <class T>
+    struct alignas(64) Shard {
+        std::mutex mutex;
+        std::unordered_map<std::int64_t, LocalEntry<T>> entries;
+    };
+    template <class T>
+    using Shards = std::array<Shard<T>, kShardCount>;
+
+    struct Keys {
+        std::string value;
+        std::string version;
+        std::string loading;
+    };
+    Keys keys_for(Kind kind, std::int64_t id) const;
+
+    template <class T>
+    boost::asio::awaitable<app::CacheLookup<T>> lookup(Kind kind, std::int64_t id);
+    template <class T>
+    boost::asio::awaitable<void> put(Kind kind, std::int64_t id, std::shared_ptr<const T> value,
+                                     std::uint64_t generation);
+
+    template <class T>
+    Shards<T>& shards();
+    template <class T>
+    std::optional<LocalEntry<T>> local_get(std::int64_t id);
+    template <class T>
+    void local_store(std::int64_t id, std::uint64_t version, std::shared_ptr<const T> value);
+    template <class T>
+    void local_erase(std::int64_t id);
+
+    RedisClient& client_;
+    const std::string prefix_;
+    const std::string owner_;  // this instance's loading-lock owner
+
+    Shards<domain::SeatMap> seat_maps_;
+    Shards<app::ScheduleList> schedule_lists_;
+
+    std::atomic<std::uint64_t> local_hits_{0};
+    std::atomic<std::uint64_t> redis_hits_{0};
+    std::atomic<std::uint64_t> misses_{0};
+    std::atomic<std::uint64_t> waits_{0};
+};
+
+}  // namespace concertd::redis
