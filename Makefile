@@ -19,7 +19,7 @@ unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
 
 e2e: build
-	scripts/test-e2e.sh $(BINARY)
+	scripts/test-e2e-all.sh $(BINARY)
 
 test: unit e2e
 

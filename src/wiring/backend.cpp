@@ -18,6 +18,10 @@
 #include "adapters/sqlite/sqlite_payment_store.hpp"
 #include "adapters/sqlite/sqlite_reservation_store.hpp"
 #include "adapters/sqlite/sqlite_wallet_store.hpp"
+#include "adapters/redis/redis_catalog_cache.hpp"
+#include "adapters/redis/redis_client.hpp"
+#include "adapters/redis/redis_lock.hpp"
+#include "adapters/redis/redis_waiting_queue.hpp"
 
 namespace concertd::wiring {
 
@@ -25,6 +29,8 @@ namespace {
 
 constexpr int kSqliteReaderThreads = 2;
 constexpr int kPgConnectionsPerThreadDefault = 4;
+// A Redis lock outlives a stalled holder by at most this; the holder renews it while it works.
+constexpr std::chrono::milliseconds kRedisLockLease{5000};
 
 class EmbeddedBackend final : public Backend {
 public:
@@ -116,14 +122,50 @@ private:
     memory::NullCatalogCache cache_;
 };
 
+class RedisHealth final : public app::DependencyHealth {
+public:
+    explicit RedisHealth(redis::RedisClient& client) : client_(client) {}
+    app::Task<bool> ping() override { co_return co_await client_.ping(); }
+
+private:
+    redis::RedisClient& client_;
+};
+
+// The waiting queue, the lock and the cache in Redis: any number of processes on one database
+// and one Redis behave as one service.
+struct RedisParts {
+    explicit RedisParts(const Config& config)
+        : client(redis::parse_redis_url(*config.redis_url)),
+          queue(client, config.queue),
+          lock(client, kRedisLockLease),
+          cache(client),
+          health(client) {}
+    redis::RedisClient client;
+    redis::RedisWaitingQueue queue;
+    redis::RedisLock lock;
+    redis::RedisCatalogCache cache;
+    RedisHealth health;
+};
+
 }  // namespace
 
 std::unique_ptr<Backend> open_backend(const Config& config, app::AppStats& stats,
                                       const app::ClockPort& clock) {
+    std::unique_ptr<Backend> backend;
     if (config.database() == Config::Database::kPostgres) {
-        return std::make_unique<PostgresBackend>(config, stats);
+        backend = std::make_unique<PostgresBackend>(config, stats);
+    } else {
+        backend = std::make_unique<EmbeddedBackend>(config, stats, clock);
     }
-    return std::make_unique<EmbeddedBackend>(config, stats, clock);
+    if (config.redis_url) {
+        auto parts = std::make_shared<RedisParts>(config);
+        backend->queue = &parts->queue;
+        backend->lock = &parts->lock;
+        backend->cache = &parts->cache;
+        backend->dependencies.emplace_back("redis", &parts->health);
+        backend->extra_parts.push_back(std::move(parts));
+    }
+    return backend;
 }
 
 }  // namespace concertd::wiring

@@ -29,6 +29,9 @@ public:
     app::WaitingQueue* queue = nullptr;
     app::DistributedLock* lock = nullptr;
     app::CatalogCache* cache = nullptr;
+
+    // Adapters added on top of the storage's own (the Redis queue, lock and cache).
+    std::vector<std::shared_ptr<void>> extra_parts;
 };
 
 // Opens the database (applying migrations). Throws on failure with a message for the operator.

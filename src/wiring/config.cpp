@@ -1,5 +1,7 @@
 #include "wiring/config.hpp"
 
+#include "adapters/redis/redis_client.hpp"
+
 #include <charconv>
 #include <fstream>
 #include <thread>
@@ -88,7 +90,12 @@ Config parse_config(const std::map<std::string, std::string>& values) {
         config.database_pool_size = static_cast<int>(parse_integer("CONCERTD_DATABASE_POOL_SIZE", *v, 1, 1000));
     }
     if (auto v = get("CONCERTD_REDIS_URL"); v && !v->empty()) {
-        throw ConfigError("CONCERTD_REDIS_URL: the Redis back end is not built into this version");
+        try {
+            redis::parse_redis_url(*v);
+        } catch (const std::invalid_argument&) {
+            throw ConfigError("CONCERTD_REDIS_URL must be redis://host:port/db, got '" + *v + "'");
+        }
+        config.redis_url = *v;
     }
     if (auto v = get("CONCERTD_KAFKA_BROKERS"); v && !v->empty()) {
         throw ConfigError("CONCERTD_KAFKA_BROKERS: the Kafka bus is not built into this version");

@@ -32,6 +32,7 @@ class Res:
     body: bytes
     latency: float            # seconds
     error: str | None = None
+    done_at: float = 0.0      # time.perf_counter() when the answer (or the error) was complete
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -110,12 +111,14 @@ async def _run(port: int, reqs: list[Req], concurrency: int, timeout: float) -> 
                 writer.write(_encode(req, host))
                 await writer.drain()
                 status, headers, body = await asyncio.wait_for(_read_response(reader), timeout)
-                results[i] = Res(req, status, headers, body, time.perf_counter() - start)
+                now = time.perf_counter()
+                results[i] = Res(req, status, headers, body, now - start, done_at=now)
                 if headers.get("connection", "").lower() == "close":
                     writer.close()
                     conn = None
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                results[i] = Res(req, None, {}, b"", time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+                now = time.perf_counter()
+                results[i] = Res(req, None, {}, b"", now - start, f"{type(exc).__name__}: {exc}", done_at=now)
                 if conn is not None:
                     conn[1].close()
                 conn = None

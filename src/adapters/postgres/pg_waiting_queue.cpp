@@ -194,8 +194,16 @@ boost::asio::awaitable<std::optional<app::IssuedTicket>> PgWaitingQueue::try_iss
     bool collided = false;
     try {
         auto conn = co_await pool_.acquire();
-        result = co_await conn->execute(kIssue, {param(token), param(user), param(waiting_ttl_ms_)},
-                                        pool_.options().statement_timeout);
+        // Issues take turns (a transaction-scoped advisory lock): each counts the line after
+        // every earlier issue committed, so concurrent arrivals get distinct positions.
+        std::vector<PgStatement> statements{
+            {"BEGIN", {}},
+            {"SELECT pg_advisory_xact_lock(7160000001)", {}},
+            {kIssue, {param(token), param(user), param(waiting_ttl_ms_)}},
+            {"COMMIT", {}}};
+        auto results = co_await conn->pipeline({statements.data(), statements.size()},
+                                               pool_.options().statement_timeout);
+        result = std::move(results[2]);
     } catch (const PgError& error) {
         if (!error.is_unique_violation()) throw;
         collided = true;

@@ -104,7 +104,7 @@ auto read_ints(std::string_view text, Read read) -> decltype(read(std::declval<I
     return read(reader);
 }
 
-// --- scripts --------------------------------------------------------------------------------------
+// --- scripts -------------------------------------------------------------------------------------
 
 // KEYS[1] version, [2] value, [3] loading lock. ARGV[1] the caller's local version ('' none),
 // [2] loader owner ('' = do not try), [3] loading lock ms.
@@ -268,7 +268,7 @@ std::string encode(const app::ScheduleList& list) { return encode_schedule_list(
 
 }  // namespace
 
-// --- encodings ------------------------------------------------------------------------------------
+// --- encodings -----------------------------------------------------------------------------------
 
 std::string encode_seat_map(const domain::SeatMap& map) {
     IntWriter writer(16 + map.seats.size() * 28);
@@ -370,7 +370,7 @@ std::optional<app::ScheduleList> decode_schedule_list(std::string_view text) {
     });
 }
 
-// --- the cache ------------------------------------------------------------------------------------
+// --- the cache -----------------------------------------------------------------------------------
 
 RedisCatalogCache::RedisCatalogCache(RedisClient& client, std::string key_prefix)
     : client_(client), prefix_(std::move(key_prefix)), owner_(random_owner()) {}
@@ -452,7 +452,9 @@ boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind,
             lookup_script(), {keys.version, keys.value, keys.loading},
             {local ? std::to_string(local->version) : std::string(),
              loading_here ? std::string() : owner_, std::to_string(kLoadLockTtl.count())});
-        if (reply.is_error()) throw DependencyUnavailable("redis: cache lookup failed: " + reply.text);
+        if (reply.is_error()) {
+            throw DependencyUnavailable("redis: cache lookup failed: " + reply.text);
+        }
         if (reply.type != RedisReply::Type::kArray || reply.elements.size() < 2 ||
             reply.elements[1].type != RedisReply::Type::kInteger) {
             throw DependencyUnavailable("redis: unexpected reply to a cache lookup");
@@ -568,8 +570,9 @@ boost::asio::awaitable<void> RedisCatalogCache::invalidate(domain::ConcertId con
 }
 
 RedisCatalogCache::Counters RedisCatalogCache::counters() const {
-    return {local_hits_.load(std::memory_order_relaxed), redis_hits_.load(std::memory_order_relaxed),
-            misses_.load(std::memory_order_relaxed), waits_.load(std::memory_order_relaxed)};
+    return {local_hits_.load(std::memory_order_relaxed),
+            redis_hits_.load(std::memory_order_relaxed), misses_.load(std::memory_order_relaxed),
+            waits_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace concertd::redis

@@ -69,7 +69,7 @@ public:
         std::uint64_t local_hits = 0;  // served by the in-process layer
         std::uint64_t redis_hits = 0;  // value moved from Redis
         std::uint64_t misses = 0;      // the caller loads
-        std::uint64_t waits = 0;       // a miss that first waited for another loader
+        std::uint64_t waits = 0;       // lookups that waited for another loader
     };
 
     // `client` must outlive the cache.

@@ -243,7 +243,8 @@ boost::asio::awaitable<void> RedisLock::renew(RedisClient& client,
         if (stopped) co_return;
         try {
             const RedisReply reply =
-                co_await client.eval(renew_script(), {renewal->redis_key}, {renewal->owner, lease_ms});
+                co_await client.eval(renew_script(), {renewal->redis_key},
+                                     {renewal->owner, lease_ms});
             if (reply.type == RedisReply::Type::kInteger && reply.integer == 0) {
                 // Expired (and maybe granted again): renewing would take it from the new holder.
                 spdlog::warn("redis lock: lease on {} lost before release", renewal->redis_key);
@@ -282,9 +283,12 @@ boost::asio::awaitable<void> RedisLock::release(app::LockLease lease) {
     }
     if (renewal) stop(renewal);
     try {
-        const RedisReply reply = co_await client_.eval(release_script(), {redis_key}, {lease.owner});
+        const RedisReply reply =
+            co_await client_.eval(release_script(), {redis_key}, {lease.owner});
         if (reply.type == RedisReply::Type::kInteger && reply.integer == 1) wake_one(lease.key);
-        if (reply.is_error()) spdlog::warn("redis lock: release of {} failed: {}", redis_key, reply.text);
+        if (reply.is_error()) {
+            spdlog::warn("redis lock: release of {} failed: {}", redis_key, reply.text);
+        }
     } catch (const std::exception& error) {
         // The lease runs out by itself within lease_ (its renewal is stopped).
         spdlog::warn("redis lock: release of {} failed: {}", redis_key, error.what());

@@ -3,7 +3,7 @@
 // (TIME inside the scripts), so processes with skewed clocks still agree.
 //
 // Keys (prefix P, default "concertd:queue:"), chosen for memory (SPEC §5: a million waiting
-// users ≤ 200 MB; measured ≈ 115 B per waiting user, docs/redis.md):
+// users ≤ 200 MB; measured 107 B per waiting user, docs/redis.md):
 //   P line    ZSET   member = user id (decimal), score = seq: the line in issue order
 //   P poll    STRING BITFIELD of u32, slot seq mod kPollSlots = last poll, Redis ms mod 2^32
 //   P seq     STRING the last seq issued (INCR)
