@@ -7,6 +7,8 @@
   /readyz is 503. PostgreSQL starts again on the same port; within a few seconds requests
   succeed and /readyz is 200. Then every invariant of the crash test holds.
   The outage runs on a cluster of its own, so the session's other servers see nothing of it.
+  With Redis (CONCERTD_E2E_BACKEND=postgres+redis) the queue does not need the database: a
+  token is issued during the outage (201), every other probe is 503 as without Redis.
   For `immediate`, the database has synchronous_commit on (pg-start.sh sets it off, and an
   acknowledged commit could then be lost by a PostgreSQL crash: a property of that setting,
   not of concertd).
@@ -24,7 +26,8 @@ from collections import Counter
 import pytest
 import requests
 
-from support import Api, PgCluster, Server, error_code, expect, new_database_name, poll, schedule_spec, start_pair
+from support import (USES_REDIS, Api, PgCluster, Server, error_code, expect, new_database_name, new_user_id, poll,
+                     schedule_spec, start_pair)
 from test_crash import PRICE, check_invariants, start_burst
 
 pytestmark = [pytest.mark.postgres, pytest.mark.crash, pytest.mark.slow]
@@ -93,6 +96,7 @@ def _run_outage(s: Server, cluster: PgCluster, mode: str) -> None:
         assert ready_in < 5, f"/readyz took {ready_in:.1f}s while PostgreSQL is down"
         health, _ = probe(s, "GET", "/healthz")
         assert health.status_code == 200, f"/healthz while PostgreSQL is down: {health.status_code}"
+        newcomer = new_user_id()  # no token yet
         probes = {
             "charge": probe(s, "POST", f"/v1/users/{prober}/points/charge", json={"amount": 1}),
             "hold": probe(s, "POST", "/v1/reservations", json={"userId": prober, "scheduleId": sids[1], "seatNo": 1},
@@ -100,8 +104,12 @@ def _run_outage(s: Server, cluster: PgCluster, mode: str) -> None:
             "payment": probe(s, "POST", "/v1/payments", json={"userId": prober, "reservationId": probe_rid},
                              token=prober_token, headers={"Idempotency-Key": "outage-probe"}),
             "balance": probe(s, "GET", f"/v1/users/{prober}/points"),
-            "token": probe(s, "POST", "/v1/queue/tokens", json={"userId": prober + 1}),
+            "token": probe(s, "POST", "/v1/queue/tokens", json={"userId": newcomer}),
         }
+        if USES_REDIS:  # the queue lives in Redis: a token is issued without the database
+            r, took = probes.pop("token")
+            assert r.status_code == 201 and r.json()["userId"] == newcomer, f"token during the outage: {r.text}"
+            assert took < 10, f"token issue took {took:.1f}s while PostgreSQL is down"
         for what, (r, took) in probes.items():
             assert_unavailable(r, what)
             assert took < 10, f"{what} took {took:.1f}s to be refused while PostgreSQL is down"
@@ -151,9 +159,12 @@ def test_kill_9_one_of_two_processes_mid_burst(tmp_path):
     a, b = start_pair(tmp_path, "killed", CONCERTD_HOLD_SECONDS="300")
     try:
         api_a, api_b = Api(a), Api(b)
-        _, sids = api_a.create_concert([schedule_spec(seats=SEATS, price=PRICE),
-                                        schedule_spec(days=40, seats=SEATS, price=PRICE)])
-        users, hot, ledger, stop, threads = start_burst(api_b, sids, SEATS, clients=24, servers=[a, b])
+        # Twice the seats: the burst holds seats for 300 s, and B must still find free ones after
+        # the kill.
+        seats = 2 * SEATS
+        _, sids = api_a.create_concert([schedule_spec(seats=seats, price=PRICE),
+                                        schedule_spec(days=40, seats=seats, price=PRICE)])
+        users, hot, ledger, stop, threads = start_burst(api_b, sids, seats, clients=24, servers=[a, b])
         try:
             poll(lambda: len(ledger.payments) >= 30, timeout=30, what="30 payments before the kill")
             time.sleep(random.uniform(0.05, 0.3))
@@ -162,8 +173,8 @@ def test_kill_9_one_of_two_processes_mid_burst(tmp_path):
             hot_before = ledger.charges_acked[hot]
             # B serves on alone, the hot wallet (locked by A's sessions a moment ago) included
             try:
-                poll(lambda: len(ledger.payments) >= killed_with + 20 and ledger.charges_acked[hot] >= hot_before + 20,
-                     timeout=15, what="20 payments and 20 hot-wallet charges on B after A was killed")
+                poll(lambda: len(ledger.payments) >= killed_with + 10 and ledger.charges_acked[hot] >= hot_before + 20,
+                     timeout=30, what="10 payments and 20 hot-wallet charges on B after A was killed")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}: {len(ledger.payments) - killed_with} payments and "
                                      f"{ledger.charges_acked[hot] - hot_before} hot charges after the kill; "
