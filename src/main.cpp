@@ -44,10 +44,11 @@ int serve(const wiring::Config& config) {
     settings.hold_duration = std::chrono::seconds(config.hold_seconds);
     settings.strategies = config.strategies;
     settings.admin_key = config.admin_key;
+    app::AfterCommit after_commit(*backend->cache, *backend->queue, stats);
     app::Ports ports{*backend->catalog, *backend->reservations, *backend->wallets,
                      *backend->payments, *backend->queue,        *backend->lock,
-                     *backend->cache,    clock,                  stats,
-                     settings};
+                     *backend->cache,    after_commit,           clock,
+                     stats,              settings};
     app::Services services(ports);
 
     // Admission, expiry sweep and outbox relay run on their own thread, off the I/O threads.

@@ -33,6 +33,7 @@ void BackgroundJobs::start(boost::asio::any_io_executor executor) {
     boost::asio::co_spawn(executor, sweep_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, relay_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, key_purge_loop(), boost::asio::detached);
+    boost::asio::co_spawn(executor, after_commit_loop(), boost::asio::detached);
 }
 
 Task<void> BackgroundJobs::pause(std::chrono::milliseconds duration) {
@@ -54,7 +55,7 @@ Task<std::int64_t> BackgroundJobs::admit_once() {
 Task<std::size_t> BackgroundJobs::sweep_once() {
     auto expired = co_await ports_.reservations.expire_due(ports_.clock.now(), intervals_.sweep_batch);
     for (const auto& reservation : expired) {
-        co_await ports_.cache.invalidate(reservation.concert_id, reservation.schedule_id);
+        co_await ports_.after_commit.invalidate(reservation.concert_id, reservation.schedule_id);
     }
     ports_.stats.holds_expired.add(expired.size());
     co_return expired.size();
@@ -129,6 +130,20 @@ Task<void> BackgroundJobs::key_purge_loop() {
             report_failure("idempotency key purge", error);
         }
         co_await pause(intervals_.key_purge);
+    }
+}
+
+// Cache invalidations and token expiries that could not be done when their change committed
+// (Redis down) are done as soon as it answers again.
+Task<void> BackgroundJobs::after_commit_loop() {
+    RunningLoop running(running_);
+    while (!stopping_) {
+        try {
+            if (ports_.after_commit.pending() > 0) co_await ports_.after_commit.retry_pending();
+        } catch (const std::exception& error) {
+            report_failure("after-commit retry", error);
+        }
+        co_await pause(intervals_.after_commit_retry);
     }
 }
 

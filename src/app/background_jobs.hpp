@@ -21,6 +21,7 @@ struct JobIntervals {
     // SPEC: keys are kept at least 24 hours; a retried payment within a week still replays.
     std::chrono::hours idempotency_key_retention{24 * 7};
     std::chrono::milliseconds key_purge{60'000};
+    std::chrono::milliseconds after_commit_retry{200};
     int relay_batch = 500;
 };
 
@@ -47,6 +48,7 @@ private:
     Task<void> sweep_loop();
     Task<void> relay_loop();
     Task<void> key_purge_loop();
+    Task<void> after_commit_loop();
 
     Ports& ports_;
     OutboxStore& outbox_;

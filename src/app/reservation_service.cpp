@@ -27,7 +27,7 @@ Task<Result<Reservation>> ReservationService::hold(UserId user, ScheduleId sched
                     : co_await ports_.reservations.hold(command);
     if (held) {
         ports_.stats.holds_succeeded.add();
-        co_await ports_.cache.invalidate(held->concert_id, schedule);
+        co_await ports_.after_commit.invalidate(held->concert_id, schedule);
     } else if (held.refusal().code == Rejection::kSeatUnavailable) {
         ports_.stats.holds_rejected.add();
     }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "app/after_commit.hpp"
 #include "app/ports/catalog_cache.hpp"
 #include "app/ports/clock.hpp"
 #include "app/ports/distributed_lock.hpp"
@@ -35,6 +36,7 @@ struct Ports {
     WaitingQueue& queue;
     DistributedLock& lock;
     CatalogCache& cache;
+    AfterCommit& after_commit;
     const ClockPort& clock;
     AppStats& stats;
     ServiceSettings settings;

@@ -30,6 +30,8 @@ struct AppStats {
     Counter cache_misses;
     Counter tokens_issued;
     Counter tokens_admitted;
+    Counter after_commit_deferred;  // invalidations / token expiries kept for a dependency down
+    Counter cache_errors;           // cache lookups that failed and went to the database
 };
 
 }  // namespace concertd::app

@@ -93,8 +93,12 @@ Reservation new_reservation(const SeatSnapshot& s, const HoldCommand& c, TimePoi
 std::vector<PgStatement> record_hold(const SeatSnapshot& s, const Reservation& reservation) {
     std::vector<PgStatement> statements;
     for (auto stale : s.held) {
+        // Only a hold whose time has passed: a live one read here (it committed between this
+        // transaction's statements) stays, and the unique index refuses the new hold.
+        if (stale.expires_at > s.db_now) continue;
         statements.push_back({"UPDATE reservations SET status = 'EXPIRED', resolved_at = $2,"
-                              " version = version + 1 WHERE id = $1 AND status = 'HELD'",
+                              " version = version + 1"
+                              " WHERE id = $1 AND status = 'HELD' AND expires_at <= $2",
                               {param(stale.id), param(to_millis(s.db_now))}});
         stale.stored_status = ReservationStatus::kExpired;
         statements.push_back(insert_event(app::reservation_expired_event(stale, s.db_now)));
