@@ -53,14 +53,16 @@ int serve(const wiring::Config& config) {
 
     // Admission, expiry sweep and outbox relay run on their own thread, off the I/O threads.
     // It lives as long as the process: database connections opened on it stay valid.
-    boost::asio::io_context background;
-    auto background_guard = boost::asio::make_work_guard(background);
-    std::thread background_thread([&background] { background.run(); });
+    // Held in an optional: at shutdown it is destroyed (with any coroutine frame still in it)
+    // while the database pool those frames borrowed from still exists.
+    std::optional<boost::asio::io_context> background(std::in_place);
+    auto background_guard = boost::asio::make_work_guard(*background);
+    std::thread background_thread([&background] { background->run(); });
     auto stop_background = [&, stopped = false]() mutable {
         if (stopped) return;
         stopped = true;
         background_guard.reset();
-        background.stop();
+        background->stop();
         background_thread.join();
     };
     struct OnExit {
@@ -69,7 +71,7 @@ int serve(const wiring::Config& config) {
     } on_exit{std::ref(stop_background)};
 
     if (config.demo_data &&
-        boost::asio::co_spawn(background, wiring::seed_demo_data(*backend->catalog, clock.now()),
+        boost::asio::co_spawn(*background, wiring::seed_demo_data(*backend->catalog, clock.now()),
                               boost::asio::use_future)
             .get()) {
         spdlog::info("seeded demo concerts");
@@ -87,30 +89,33 @@ int serve(const wiring::Config& config) {
     options.host = config.listen_host;
     options.port = config.listen_port;
     options.threads = config.threads;
-    http::HttpServer server(options, router, http_metrics);
+    std::optional<http::HttpServer> server(std::in_place, options, router, http_metrics);
     try {
-        server.listen();
+        server->listen();
     } catch (const std::exception& error) {
         throw std::runtime_error(std::string("CONCERTD_LISTEN: ") + error.what());
     }
 
     app::BackgroundJobs jobs(ports, *backend->outbox, bus);
-    jobs.start(background.get_executor());
+    jobs.start(background->get_executor());
 
     spdlog::info("concertd serving: database {}, strategies seat={} points={} payment={}",
                  config.database_url,
                  app::to_string(config.strategies.seat_hold),
                  app::to_string(config.strategies.point_charge),
                  app::to_string(config.strategies.payment));
-    server.run();  // until SIGINT/SIGTERM, then drains in-flight requests
+    server->run();  // until SIGINT/SIGTERM, then drains in-flight requests
 
-    // Shut down in dependency order: the loops, their thread, then the database connections
-    // while every io_context they were opened on still exists.
+    // Shut down in dependency order: the loops and their thread; then the io_contexts, whose
+    // leftover coroutine frames give their connections back to pools that still exist; then
+    // the back end (database pools, Redis client).
     jobs.stop();
     for (int waited_ms = 0; jobs.running() > 0 && waited_ms < 5000; waited_ms += 10) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     stop_background();
+    server.reset();
+    background.reset();
     backend.reset();
     spdlog::info("concertd stopped");
     return 0;

@@ -36,7 +36,13 @@ boost::json::object reservation_payload(const Reservation& r) {
 }  // namespace
 
 std::string new_event_id() {
-    thread_local std::mt19937_64 random{std::random_device{}()};
+    // Seeded with 256 bits: a 32-bit seed would make two threads or restarts repeat ids.
+    thread_local std::mt19937_64 random = [] {
+        std::random_device device;
+        std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(),
+                           device()};
+        return std::mt19937_64(seed);
+    }();
     std::uint64_t high = random(), low = random();
     high = (high & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
     low = (low & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;    // variant 1

@@ -22,9 +22,12 @@ using detail::param;
 using detail::PgError;
 
 // CASE evaluates the lock first and takes a fence only when it was granted: NULL means busy.
+// The fence is at least the clock in microseconds, as the Redis lock's is, so switching between
+// the two locks never makes fences go down (a lower one would be refused as stale).
 constexpr std::string_view kTryLock =
     "SELECT CASE WHEN pg_try_advisory_lock(hashtextextended($1, 0))"
-    " THEN nextval('lock_fence') END";
+    " THEN GREATEST(nextval('lock_fence'),"
+    " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint) END";
 constexpr std::string_view kUnlock = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
 // The last resort when the unlock itself failed, so the session goes back to the pool clean.
 constexpr std::string_view kUnlockAll = "SELECT pg_advisory_unlock_all()";

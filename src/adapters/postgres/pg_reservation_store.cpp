@@ -265,33 +265,53 @@ app::Task<std::vector<Reservation>> PgReservationStore::expire_due(TimePoint now
 app::Task<std::vector<Reservation>> PgReservationStore::expire_due_once(int batch) {
     auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
-    // SKIP LOCKED: several processes sweep without waiting on each other or a payment.
+    // Lock each due hold's seat and reservation together and skip any that someone holds: a
+    // hold locks the seat before the reservation, a payment the reservation before the seat;
+    // a sweeper that waited on either could deadlock with them.
     std::vector<PgStatement> claim{
         kBegin,
+        {"SELECT r.id, s.id FROM reservations r JOIN seats s ON s.id = r.seat_id"
+         " WHERE r.status = 'HELD' AND r.expires_at <= now_ms() ORDER BY r.expires_at LIMIT $1"
+         " FOR UPDATE OF s, r SKIP LOCKED",
+         {param(std::int64_t{batch})}}};
+    auto claimed = co_await conn->pipeline(all(claim), timeout);
+    if (claimed[1].rows() == 0) {
+        co_await conn->execute("ROLLBACK", {}, timeout);
+        co_return std::vector<Reservation>{};
+    }
+    std::string reservation_ids = "{", seat_ids = "{";
+    for (int row = 0; row < claimed[1].rows(); ++row) {
+        if (row) {
+            reservation_ids += ',';
+            seat_ids += ',';
+        }
+        reservation_ids += std::to_string(claimed[1].int64(row, 0));
+        seat_ids += std::to_string(claimed[1].int64(row, 1));
+    }
+    reservation_ids += '}';
+    seat_ids += '}';
+    std::vector<PgStatement> resolve{
         {"UPDATE reservations SET status = 'EXPIRED', resolved_at = now_ms(),"
-         " version = version + 1 WHERE id IN (SELECT id FROM reservations"
-         " WHERE status = 'HELD' AND expires_at <= now_ms() ORDER BY expires_at LIMIT $1"
-         " FOR UPDATE SKIP LOCKED)"
+         " version = version + 1 WHERE id = ANY($1::bigint[])"
          " RETURNING id, user_id, schedule_id,"
          " (SELECT concert_id FROM schedules WHERE schedules.id = reservations.schedule_id),"
          " seat_no, price, status, expires_at, now_ms()",
-         {param(std::int64_t{batch})}}};
-    auto results = co_await conn->pipeline(all(claim), timeout);
+         {param(reservation_ids)}},
+        // Not a newer hold: only seats whose hold has passed.
+        {"UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, version = version + 1"
+         " WHERE id = ANY($1::bigint[]) AND status = 'HELD' AND hold_expires_at <= now_ms()",
+         {param(seat_ids)}}};
+    auto results = co_await conn->pipeline(all(resolve), timeout);
     std::vector<Reservation> expired;
-    std::vector<PgStatement> writes;
-    for (int row = 0; row < results[1].rows(); ++row) {
-        auto reservation = read_reservation(results[1], row);
-        auto now = from_millis(results[1].int64(row, 8));
-        writes.push_back({"UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL,"
-                          " version = version + 1"
-                          " WHERE schedule_id = $1 AND seat_no = $2 AND status = 'HELD'"
-                          " AND hold_expires_at <= now_ms()",  // not a newer hold
-                          {param(reservation.schedule_id), param(std::int64_t{reservation.seat_no})}});
-        writes.push_back(insert_event(app::reservation_expired_event(reservation, now)));
+    std::vector<PgStatement> events;
+    for (int row = 0; row < results[0].rows(); ++row) {
+        auto reservation = read_reservation(results[0], row);
+        events.push_back(insert_event(
+            app::reservation_expired_event(reservation, from_millis(results[0].int64(row, 8)))));
         expired.push_back(reservation);
     }
-    writes.push_back(kCommit);
-    co_await conn->pipeline(all(writes), timeout);
+    events.push_back(kCommit);
+    co_await conn->pipeline(all(events), timeout);
     co_return expired;
 }
 

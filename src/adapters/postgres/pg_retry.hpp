@@ -11,6 +11,7 @@
 #include <random>
 
 #include "adapters/postgres/detail/pg_connection.hpp"
+#include "domain/outcome.hpp"
 
 namespace concertd::postgres {
 
@@ -33,7 +34,13 @@ auto retrying_conflicts(Transaction transaction) -> decltype(transaction()) {
         try {
             co_return co_await transaction();
         } catch (const detail::PgError& error) {
-            if (!error.is_retryable() || attempt >= kConflictAttemptsMax) throw;
+            if (!error.is_retryable()) throw;
+            if (attempt >= kConflictAttemptsMax) {
+                // Still colliding after every try: the database is overloaded, not the request
+                // wrong; nothing was committed.
+                throw domain::DependencyUnavailable(std::string(error.what()) +
+                                                    " (after retries)");
+            }
             conflicted = true;
         }
         if (conflicted) co_await jitter_pause(attempt);

@@ -474,8 +474,16 @@ asio::awaitable<std::vector<PgResult>> PgConnection::pipeline(
             }
         }
         in_flight.finish();
-        throw PgError(batch.failure->sqlstate,
-                      "postgres: " + batch.failure->message + " [" + batch.failure->sqlstate + "]");
+        const auto& state = batch.failure->sqlstate;
+        // The server in trouble, not the statement: connection (08, but a protocol violation
+        // is our statement's fault), resources (53), canceled or shutting down (57), system
+        // (58). The connection itself is still usable.
+        if ((state.starts_with("08") && state != "08P01") || state.starts_with("53") ||
+            state.starts_with("57") || state.starts_with("58")) {
+            throw domain::DependencyUnavailable("postgres: " + batch.failure->message + " [" +
+                                                state + "]");
+        }
+        throw PgError(state, "postgres: " + batch.failure->message + " [" + state + "]");
     }
     in_flight.finish();
     co_return std::move(batch.results);
