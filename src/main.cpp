@@ -114,6 +114,7 @@ int serve(const wiring::Config& config) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     stop_background();
+    backend->quiesce();
     server.reset();
     background.reset();
     backend.reset();

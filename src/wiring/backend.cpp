@@ -54,6 +54,7 @@ public:
         lock = &lock_;
         cache = &cache_;
     }
+    void quiesce() override { database_.join(); }
 
 private:
     sqlite::SqliteDatabase database_;

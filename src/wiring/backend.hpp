@@ -19,6 +19,9 @@ namespace concertd::wiring {
 class Backend {
 public:
     virtual ~Backend() = default;
+    // Stops the back end's own threads (SQLite's) after their queued work: nothing they do is
+    // posted to an io_context after this returns. For shutdown.
+    virtual void quiesce() {}
     app::CatalogStore* catalog = nullptr;
     app::ReservationStore* reservations = nullptr;
     app::WalletStore* wallets = nullptr;

@@ -15,7 +15,9 @@ SqliteDatabase::SqliteDatabase(std::string path, int reader_count)
     apply_migrations(*writer_, kSqliteMigrations);
 }
 
-SqliteDatabase::~SqliteDatabase() {
+SqliteDatabase::~SqliteDatabase() { join(); }
+
+void SqliteDatabase::join() {
     writer_pool_.join();
     reader_pool_.join();
 }

@@ -51,6 +51,10 @@ public:
 
     const std::string& path() const { return path_; }
 
+    // Waits for every queued read and write to finish; nothing is posted back after it returns.
+    // For shutdown, before the callers' io_contexts are destroyed.
+    void join();
+
 private:
     struct ReaderLease {
         SqliteDatabase* owner;

@@ -27,9 +27,11 @@ boost::asio::awaitable<std::optional<T>> wrapped(boost::asio::awaitable<T> task)
     co_return co_await std::move(task);
 }
 
+// Runs `task` on `context` (which must outlive every database whose pool threads post to it:
+// a pool thread may still be inside post() when run() returns).
 template <class T>
-T run_task(boost::asio::awaitable<T> task) {
-    boost::asio::io_context context;
+T run_task(boost::asio::io_context& context, boost::asio::awaitable<T> task) {
+    context.restart();
     if constexpr (std::is_void_v<T>) {
         auto future = boost::asio::co_spawn(context, std::move(task), boost::asio::use_future);
         context.run();
@@ -68,7 +70,7 @@ protected:
 
     template <class T>
     T run(boost::asio::awaitable<T> task) {
-        return run_task(std::move(task));
+        return run_task(contexts_[0], std::move(task));
     }
 
     // Runs `count` copies of make(i) concurrently on two threads, as the server does: one
@@ -76,7 +78,8 @@ protected:
     template <class Make>
     auto race(int count, Make make) {
         using T = typename decltype(make(0))::value_type;
-        boost::asio::io_context contexts[2];
+        auto& contexts = contexts_;
+        for (auto& context : contexts) context.restart();
         std::vector<std::future<std::optional<T>>> futures;
         for (int i = 0; i < count; ++i) {
             futures.push_back(boost::asio::co_spawn(contexts[i % 2], wrapped(make(i)),
@@ -103,6 +106,7 @@ protected:
     }
 
     static inline int counter_ = 0;
+    boost::asio::io_context contexts_[2];  // first member: outlives the database's pool threads
     std::filesystem::path dir_;
     app::AppStats stats_;
     std::unique_ptr<SqliteDatabase> db_;
@@ -225,13 +229,14 @@ INSTANTIATE_TEST_SUITE_P(EveryStrategy, SqliteStoreTest,
 TEST(SqliteSweeper, ExpiresDueHoldsAndWritesEvents) {
     auto dir = std::filesystem::temp_directory_path() / ("concertd-sweep-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
+    boost::asio::io_context context;  // outlives the database's pool threads
     {
         SqliteDatabase db((dir / "t.db").string(), 1);
         SqliteCatalogStore catalog(db);
         app::AppStats stats;
         SqliteReservationStore reservations(db, stats);
         SqliteOutboxStore outbox(db);
-        auto run = [](auto task) { return run_task(std::move(task)); };
+        auto run = [&context](auto task) { return run_task(context, std::move(task)); };
         auto created = run(catalog.create_concert({"S", {{now_ms() + std::chrono::hours(1), 5, 10}}}, now_ms()));
         app::HoldCommand c{1, created.schedule_ids[0], 2, now_ms(), now_ms() + 1ms, Strategy::kAtomic};
         ASSERT_TRUE(run(reservations.hold(c)).ok());
