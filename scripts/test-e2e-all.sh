@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Runs the black-box end-to-end suite on every storage back end, one after the other:
-# SQLite (the embedded default) and PostgreSQL (a throwaway cluster the suite starts itself with
-# scripts/pg-start.sh; every concertd it starts gets a fresh database in it).
+# Runs the black-box end-to-end suite in every mode, one after the other: SQLite (the embedded
+# default), PostgreSQL (a throwaway cluster the suite starts itself with scripts/pg-start.sh;
+# every concertd it starts gets a fresh database in it) and PostgreSQL + Redis (the same, and
+# every concertd gets a throwaway redis-server too, scripts/redis-start.sh).
 #   scripts/test-e2e-all.sh [path/to/concertd] [extra pytest arguments...]
-# Both runs always happen; the exit code is non-zero when either failed. The last line adds up
-# both runs ("e2e: N passed, N failed, N skipped").
-# One back end only: CONCERTD_E2E_BACKEND=sqlite|postgres scripts/test-e2e.sh ...
+# Every run always happens; the exit code is non-zero when any failed. The last line adds up
+# all runs ("e2e: N passed, N failed, N skipped").
+# One mode only: CONCERTD_E2E_BACKEND=sqlite|postgres|postgres+redis scripts/test-e2e.sh ...
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-backends=(sqlite postgres)
+backends=(sqlite postgres postgres+redis)
 status=0
 passed=0 failed=0 skipped=0
 summaries=()

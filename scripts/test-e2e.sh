@@ -2,9 +2,11 @@
 # Runs the black-box end-to-end suite (tests/e2e) against a built concertd.
 #   scripts/test-e2e.sh [path/to/concertd] [extra pytest arguments...]
 # Creates or updates .venv from tests/e2e/requirements.txt (fast when nothing changed).
-# Back end: CONCERTD_E2E_BACKEND=sqlite (default) or postgres (the suite starts a throwaway
-# PostgreSQL 15 cluster with scripts/pg-start.sh and gives every concertd a fresh database).
-# scripts/test-e2e-all.sh runs both.
+# Back end: CONCERTD_E2E_BACKEND=sqlite (default), postgres (the suite starts a throwaway
+# PostgreSQL 15 cluster with scripts/pg-start.sh and gives every concertd a fresh database) or
+# postgres+redis (the same, and every concertd also gets a throwaway redis-server of its own,
+# scripts/redis-start.sh; processes on one database share one). scripts/test-e2e-all.sh runs all
+# three.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${1:-$root/build/release/concertd}"
@@ -30,12 +32,17 @@ fi
 backend="${CONCERTD_E2E_BACKEND:-sqlite}"
 case "$backend" in
   sqlite) ;;
-  postgres)
+  postgres|postgres+redis)
     if [ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
-      echo "test-e2e: CONCERTD_E2E_BACKEND=postgres needs PostgreSQL 15 (scripts/install-deps.sh)" >&2
+      echo "test-e2e: CONCERTD_E2E_BACKEND=$backend needs PostgreSQL 15 (scripts/install-deps.sh)" >&2
+      exit 2
+    fi
+    if [ "$backend" = postgres+redis ] && ! command -v redis-server >/dev/null; then
+      echo "test-e2e: CONCERTD_E2E_BACKEND=postgres+redis needs redis-server (scripts/install-deps.sh)" >&2
       exit 2
     fi ;;
-  *) echo "test-e2e: CONCERTD_E2E_BACKEND must be sqlite or postgres, not '$backend'" >&2; exit 2 ;;
+  *) echo "test-e2e: CONCERTD_E2E_BACKEND must be sqlite, postgres or postgres+redis, not '$backend'" >&2
+     exit 2 ;;
 esac
 export CONCERTD_E2E_BACKEND="$backend"
 export CONCERTD_BINARY="$binary"

@@ -1,14 +1,16 @@
 """Fixtures of the end-to-end suite.
 
-- `pg_cluster` (session, autouse): with CONCERTD_E2E_BACKEND=postgres, one throwaway PostgreSQL
-  cluster for the whole session (scripts/pg-start.sh in a temp dir, stopped and removed at the
-  end); every server then gets its own fresh database in it. Nothing on SQLite (the default).
+- `pg_cluster` (session, autouse): with CONCERTD_E2E_BACKEND=postgres or postgres+redis, one
+  throwaway PostgreSQL cluster for the whole session (scripts/pg-start.sh in a temp dir, stopped
+  and removed at the end); every server then gets its own fresh database in it. Nothing on
+  SQLite (the default). With postgres+redis every server also starts its own redis-server
+  (support.RedisServer, in its work dir); whatever is left running is stopped at the end.
 - `server`: the session's default concertd (its own database, no demo data, admin key,
   a queue that admits at once). Plain tests share it; each uses its own fresh user ids and
   concerts, so they do not depend on one another.
 - `api`: the SPEC §3 flow over `server`.
-- `make_server(**env)`: a dedicated server with its own settings and database, stopped after the
-  test.
+- `make_server(**env)`: a dedicated server with its own settings and database (and Redis, with
+  postgres+redis; `redis=False`: none, `redis=<RedisServer>`: that one), stopped after the test.
 - `pool`: servers with given settings shared between tests (the strategy matrices).
 
 When a test fails, the tail of the log of every server it talked to is attached to the report.
@@ -38,10 +40,13 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # tests/e2e/test_pg_*.py: PostgreSQL only; `sqlite_only` tests: SQLite only.
+    # tests/e2e/test_pg_*.py: PostgreSQL only (with or without Redis); tests/e2e/test_redis_*.py:
+    # PostgreSQL + Redis only; `sqlite_only` tests: SQLite only.
     for item in items:
         if item.path.name.startswith("test_pg_") and not support.IS_POSTGRES:
             item.add_marker(pytest.mark.skip(reason="PostgreSQL only: run with CONCERTD_E2E_BACKEND=postgres"))
+        if item.path.name.startswith("test_redis_") and not support.USES_REDIS:
+            item.add_marker(pytest.mark.skip(reason="Redis only: run with CONCERTD_E2E_BACKEND=postgres+redis"))
         marker = item.get_closest_marker("sqlite_only")
         if marker is not None and support.IS_POSTGRES:
             reason = marker.args[0] if marker.args else "specific to the SQLite back end"
@@ -59,6 +64,7 @@ def pg_cluster():
         yield cluster
     finally:
         support.set_pg_cluster(None)
+        support.RedisServer.stop_all()
         cluster.destroy()
 
 
@@ -85,8 +91,8 @@ def make_server(tmp_path, pg_cluster):
     started: list[Server] = []
     counter = iter(range(1, 1000))
 
-    def make(start: bool = True, database: str | None = None, **env) -> Server:
-        s = Server(dict(env), workdir=tmp_path / f"server-{next(counter)}", database=database)
+    def make(start: bool = True, database: str | None = None, redis=None, **env) -> Server:
+        s = Server(dict(env), workdir=tmp_path / f"server-{next(counter)}", database=database, redis=redis)
         started.append(s)
         if start:
             s.start()
@@ -134,3 +140,7 @@ def pytest_runtest_makereport(item, call):
                     pass
             for cluster in clusters.values():
                 report.sections.append((f"postgresql log ({cluster.dir}/server.log)", cluster.log_tail(30)))
+        if support.USES_REDIS:
+            redises = {id(s.redis): s.redis for s in list(support.TOUCHED.values()) if s.redis is not None}
+            for r in redises.values():
+                report.sections.append((f"redis log ({r.dir}/redis.log)", r.log_tail(15)))

@@ -7,9 +7,12 @@ columns), never the implementation.
 
 Back end: CONCERTD_E2E_BACKEND=sqlite (default) gives every server its own SQLite file;
 CONCERTD_E2E_BACKEND=postgres runs one throwaway PostgreSQL cluster for the session
-(`PgCluster`, started by conftest) and gives every server its own fresh database in it. Tests
-read a server's database through `Server.db()` / `Server.db_query()` with the same SQL ('?'
-placeholders) on both.
+(`PgCluster`, started by conftest) and gives every server its own fresh database in it;
+CONCERTD_E2E_BACKEND=postgres+redis does the same and also gives every server its own throwaway
+redis-server (`RedisServer`, CONCERTD_REDIS_URL: the queue, the distributed lock and the cache
+live there); processes started on one database (`start_group`, `start_pair`) share one Redis.
+Tests read a server's database through `Server.db()` / `Server.db_query()` with the same SQL
+('?' placeholders) on every back end.
 """
 from __future__ import annotations
 
@@ -52,9 +55,10 @@ DEFAULT_ENV = {
 SEAT_STRATEGIES = ["pessimistic", "optimistic", "distributed", "atomic"]
 LOCK_STRATEGIES = ["pessimistic", "optimistic", "distributed"]
 
-BACKENDS = ("sqlite", "postgres")
+BACKENDS = ("sqlite", "postgres", "postgres+redis")
 BACKEND = (os.environ.get("CONCERTD_E2E_BACKEND") or "sqlite").strip().lower()
-IS_POSTGRES = BACKEND == "postgres"
+IS_POSTGRES = BACKEND in ("postgres", "postgres+redis")
+USES_REDIS = BACKEND == "postgres+redis"
 
 # Measurements that tests report (conftest prints them at the end of the run, -s or not).
 REPORT_LINES: list[str] = []
@@ -305,6 +309,102 @@ class PgCluster:
         return "\n".join(kept[-lines:])
 
 
+class RedisError(RuntimeError):
+    """An error reply of Redis (RESP '-')."""
+
+
+class RedisServer:
+    """A throwaway redis-server (scripts/redis-start.sh, scripts/redis-stop.sh) in its own
+    directory. It persists nothing: stop() and start() again on the same port (the outage tests)
+    give an empty Redis. `command()` talks RESP to it directly (the fencing test)."""
+
+    _live: "dict[int, RedisServer]" = {}
+    _live_lock = threading.Lock()
+
+    def __init__(self, directory: pathlib.Path | None = None):
+        self.dir = pathlib.Path(directory or tempfile.mkdtemp(prefix="concertd-e2e-redis-"))
+        self.port: int | None = None
+
+    def start(self) -> "RedisServer":
+        args = [str(REPO / "scripts" / "redis-start.sh"), str(self.dir)]
+        if self.port is not None:
+            args.append(str(self.port))
+        out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"redis-start.sh failed ({out.returncode}): {out.stderr}{out.stdout}")
+        url = out.stdout.strip().splitlines()[-1]
+        m = re.match(r"^redis://127\.0\.0\.1:(\d+)/0$", url)
+        assert m, f"redis-start.sh printed {url!r}"
+        self.port = int(m.group(1))
+        with RedisServer._live_lock:
+            RedisServer._live[id(self)] = self
+        return self
+
+    def stop(self) -> None:
+        out = subprocess.run([str(REPO / "scripts" / "redis-stop.sh"), str(self.dir)],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"redis-stop.sh failed ({out.returncode}): {out.stderr}{out.stdout}")
+        with RedisServer._live_lock:
+            RedisServer._live.pop(id(self), None)
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "redis-server not started"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """Stops every redis-server of this session that is still running (session end)."""
+        with cls._live_lock:
+            live = list(cls._live.values())
+        for r in live:
+            try:
+                r.stop()
+            except Exception:  # noqa: BLE001 - best effort at the end of the session
+                pass
+
+    # -- RESP, enough for the tests: one connection per call ------------------------------------
+    def command(self, *args: Any, timeout: float = 5.0) -> Any:
+        payload = f"*{len(args)}\r\n".encode()
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            payload += f"${len(b)}\r\n".encode() + b + b"\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+            sock.sendall(payload)
+            reader = sock.makefile("rb")
+            return _read_resp(reader)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join((self.dir / "redis.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _read_resp(reader) -> Any:
+    line = reader.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:].rstrip(b"\r\n")
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = reader.read(n + 2)
+        return data[:-2].decode(errors="replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_resp(reader) for _ in range(n)]
+    raise RuntimeError(f"unexpected RESP line {line!r}")
+
+
 _PG_CLUSTER: PgCluster | None = None
 
 
@@ -348,13 +448,19 @@ class Server:
     dropped at close). `database=` names an existing PostgreSQL database to share instead (several
     processes on one database); that one is not dropped.
 
+    With CONCERTD_E2E_BACKEND=postgres+redis it also has a Redis (CONCERTD_REDIS_URL): its own
+    redis-server in its work dir (started at the first start, kept over restarts, stopped at
+    close), or `redis=` a RedisServer to share (several processes, one service); `redis=False`:
+    none (the PostgreSQL-only mode, for comparisons).
+
     It can be stopped with SIGTERM or SIGKILL and started again on the same database.
     """
 
     _counter = itertools.count(1)
 
     def __init__(self, env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
-                 name: str | None = None, database: str | None = None, cluster: "PgCluster | None" = None):
+                 name: str | None = None, database: str | None = None, cluster: "PgCluster | None" = None,
+                 redis: "RedisServer | bool | None" = None):
         self.number = next(Server._counter)
         self._cluster = cluster  # None: the session's
         self.name = name or f"concertd-{self.number}"
@@ -366,6 +472,10 @@ class Server:
         self.database = database or new_database_name(f"{self.number}_{self.name}")
         self._database_created = not self.owns_database
         self.overrides = dict(env or {})
+        # None: its own Redis when the back end has one; False: none; a RedisServer: shared
+        self.redis: RedisServer | None = redis if isinstance(redis, RedisServer) else None
+        self.wants_redis = USES_REDIS and redis is not False
+        self.owns_redis = self.wants_redis and self.redis is None
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / "concertd.log"
@@ -377,6 +487,8 @@ class Server:
         env = clean_environ()
         env.update(DEFAULT_ENV)
         env["CONCERTD_DATABASE_URL"] = self.database_url
+        if self.redis is not None:
+            env["CONCERTD_REDIS_URL"] = self.redis.url
         for k, v in self.overrides.items():
             if v is None:
                 env.pop(k, None)  # None: leave the setting to the server's default
@@ -398,6 +510,8 @@ class Server:
         if IS_POSTGRES and not self._database_created:
             self.cluster.create_database(self.database)
             self._database_created = True
+        if self.owns_redis and self.redis is None:
+            self.redis = RedisServer(self.workdir / "redis").start()
         last_error = None
         for _attempt in range(3):
             if self.port is None or _attempt > 0:
@@ -476,6 +590,12 @@ class Server:
                 self._database_created = False
             except Exception:  # noqa: BLE001 - a stopped cluster; the session removes it anyway
                 pass
+        if self.owns_redis and self.redis is not None:
+            try:
+                self.redis.stop()
+            except Exception:  # noqa: BLE001 - the session stops what is left
+                pass
+            self.redis = None
 
     def _drop_sessions(self) -> None:
         self._local = threading.local()
@@ -530,18 +650,33 @@ class Server:
             return db.rows(sql, params)
 
 
-def start_pair(workdir: pathlib.Path, name: str, cluster: "PgCluster | None" = None, **env) -> tuple[Server, Server]:
-    """Two concertd processes on ONE PostgreSQL database: the first creates it (and drops it at
-    its close: close it last), the second shares it."""
+def start_group(workdir: pathlib.Path, name: str, count: int, cluster: "PgCluster | None" = None,
+                **env) -> list[Server]:
+    """`count` concertd processes on ONE PostgreSQL database (and, with Redis, one Redis): the
+    first creates the database and the Redis (and drops/stops them at its close: close it last),
+    the others share them."""
     assert IS_POSTGRES, "several processes on one database need the PostgreSQL back end"
-    a = Server(env, workdir=workdir / f"{name}-a", name=f"{name}-a", cluster=cluster)
-    a.start()  # creates the database and applies the migrations
-    b = Server(env, workdir=workdir / f"{name}-b", name=f"{name}-b", database=a.database, cluster=cluster)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    first = Server(env, workdir=workdir / f"{name}-a", name=f"{name}-a", cluster=cluster)
+    first.start()  # creates the database, applies the migrations, starts the Redis
+    group = [first]
     try:
-        b.start()
+        for k in range(1, count):
+            s = Server(env, workdir=workdir / f"{name}-{letters[k]}", name=f"{name}-{letters[k]}",
+                       database=first.database, cluster=cluster, redis=first.redis or False)
+            group.append(s)
+            s.start()
     except Exception:
-        a.close()
+        for s in reversed(group):
+            s.close()
         raise
+    return group
+
+
+def start_pair(workdir: pathlib.Path, name: str, cluster: "PgCluster | None" = None, **env) -> tuple[Server, Server]:
+    """Two concertd processes on ONE PostgreSQL database (and one Redis, if any): the first
+    creates it (and drops it at its close: close it last), the second shares it."""
+    a, b = start_group(workdir, name, 2, cluster=cluster, **env)
     return a, b
 
 

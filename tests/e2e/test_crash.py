@@ -36,6 +36,8 @@ class Ledger:
         self.unavailable = []              # 5xx answers: (method, path, status, code, Retry-After)
         self.transport_errors = Counter()  # requests cut or refused: (server, method, path) -> n
         self.odd = []                      # answers other than 200, 201, 409, 429, 503: (method, path, status, body)
+        self.payments_unknown = Counter()  # user -> payments answered 503 or cut (outcome unknown)
+        self.tokens_lost = []              # 401 answers: (monotonic time, user, method, path)
 
 
 def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int], seats: int, stop: threading.Event,
@@ -77,6 +79,8 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
             raise
         with ledger.lock:
             ledger.statuses[r.status_code] += 1
+            if r.status_code == 401:
+                ledger.tokens_lost.append((time.monotonic(), user, method, path))
             if r.status_code >= 500:
                 ledger.unavailable.append((method, path, r.status_code, error_code(r), r.headers.get("Retry-After")))
             if r.status_code not in (200, 201, 409, 429, 503):
@@ -91,8 +95,16 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
             if token is None:  # kept only once seen ACTIVE (an outage may cut the wait)
                 r = call("POST", "/v1/queue/tokens", json={"userId": user})
                 pending = r.json()["token"]
-                while call("GET", "/v1/queue/tokens/current", token=pending).json()["status"] != "ACTIVE":
+                while True:
+                    r = call("GET", "/v1/queue/tokens/current", token=pending)
+                    if r.status_code == 401:  # gone (a Redis that restarted empty): issue again
+                        pending = None
+                        break
+                    if r.json()["status"] == "ACTIVE":
+                        break
                     time.sleep(0.01)
+                if pending is None:
+                    continue
                 token = pending
             for who, amount in ((user, PRICE), (hot, 10)):
                 try:
@@ -116,8 +128,13 @@ def burst_worker(api: Api, ledger: Ledger, user: int, hot: int, sids: list[int],
             with ledger.lock:
                 ledger.holds[rid] = (user, sid, seat)
             if rng.random() < 0.7:
-                r = call("POST", "/v1/payments", json={"userId": user, "reservationId": rid}, token=token,
-                         headers={"Idempotency-Key": f"crash-{uuid.uuid4()}"})
+                try:
+                    r = call("POST", "/v1/payments", json={"userId": user, "reservationId": rid}, token=token,
+                             headers={"Idempotency-Key": f"crash-{uuid.uuid4()}"})
+                except (requests.RequestException, Unavailable):
+                    with ledger.lock:
+                        ledger.payments_unknown[user] += 1
+                    raise
                 if r.status_code == 201:
                     body = r.json()
                     with ledger.lock:

@@ -75,6 +75,9 @@ def test_healthz_and_readyz(server):
     assert r.status_code == 200
     r = server.get("/readyz")
     assert r.status_code == 200, support.describe(r)
+    # every configured dependency is named: the database, and Redis when there is one
+    expected = {"database": "up", **({"redis": "up"} if support.USES_REDIS else {})}
+    assert r.json().get("checks") == expected, support.describe(r)
 
 
 def metric_sum(text: str, name: str) -> float:
@@ -142,6 +145,7 @@ BAD_SETTINGS = [
     ("CONCERTD_DEMO_DATA", "perhaps"),
     ("CONCERTD_DATABASE_URL", "oracle://db/concert"),
     ("CONCERTD_LISTEN", "127.0.0.1:notaport"),
+    ("CONCERTD_REDIS_URL", "http://127.0.0.1:6379"),
 ]
 
 

@@ -72,19 +72,22 @@ QUERIES = [
     ("reservation by id", "pg_reservation_store.cpp",
      f"SELECT {RES_COLS} FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id WHERE r.id = $1",
      ["123456"]),
-    ("holds to expire (sweeper)", "pg_reservation_store.cpp",
+    ("holds to expire, claimed with their seats (sweeper)", "pg_reservation_store.cpp",
+     "SELECT r.id, s.id FROM reservations r JOIN seats s ON s.id = r.seat_id"
+     " WHERE r.status = 'HELD' AND r.expires_at <= now_ms() ORDER BY r.expires_at LIMIT $1"
+     " FOR UPDATE OF s, r SKIP LOCKED",
+     ["100"]),
+    ("claimed holds resolved (sweeper)", "pg_reservation_store.cpp",
      "UPDATE reservations SET status = 'EXPIRED', resolved_at = now_ms(),"
-     " version = version + 1 WHERE id IN (SELECT id FROM reservations"
-     " WHERE status = 'HELD' AND expires_at <= now_ms() ORDER BY expires_at LIMIT $1"
-     " FOR UPDATE SKIP LOCKED)"
+     " version = version + 1 WHERE id = ANY($1::bigint[])"
      " RETURNING id, user_id, schedule_id,"
      " (SELECT concert_id FROM schedules WHERE schedules.id = reservations.schedule_id),"
      " seat_no, price, status, expires_at, now_ms()",
-     ["100"]),
-    ("seat freed by the sweeper", "pg_reservation_store.cpp",
+     ["'{123456,123457,123458}'"]),
+    ("claimed seats freed (sweeper)", "pg_reservation_store.cpp",
      "UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, version = version + 1"
-     " WHERE schedule_id = $1 AND seat_no = $2 AND status = 'HELD' AND hold_expires_at <= now_ms()",
-     ["1100", "7"]),
+     " WHERE id = ANY($1::bigint[]) AND status = 'HELD' AND hold_expires_at <= now_ms()",
+     ["'{1100,1101,1102}'"]),
     # --- wallet: pg_wallet.hpp, pg_wallet_store.cpp
     ("wallet by user", "pg_wallet.hpp",
      "SELECT balance, version, now_ms() FROM wallets WHERE user_id = $1 FOR UPDATE",
