@@ -12,8 +12,6 @@ using app::PayCommand;
 
 namespace {
 
-constexpr int kOptimisticAttemptsMax = 4;
-
 #define CONCERTD_PG_PAY_RESERVATION                                                       \
     "SELECT " CONCERTD_PG_RESERVATION_COLUMNS ", r.version, now_ms()"                       \
     " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id WHERE r.id = $1"

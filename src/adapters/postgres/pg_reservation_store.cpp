@@ -11,8 +11,6 @@ using app::HoldCommand;
 
 namespace {
 
-constexpr int kOptimisticAttemptsMax = 4;
-
 #define CONCERTD_PG_SEAT_SELECT                                                                  \
     "SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version,"  \
     " now_ms() FROM seats s JOIN schedules sc ON sc.id = s.schedule_id"                         \

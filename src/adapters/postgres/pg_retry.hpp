@@ -4,12 +4,9 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <chrono>
-#include <random>
+#include <string>
 
+#include "adapters/jittered_pause.hpp"
 #include "adapters/postgres/detail/pg_connection.hpp"
 #include "domain/outcome.hpp"
 
@@ -17,12 +14,12 @@ namespace concertd::postgres {
 
 inline constexpr int kConflictAttemptsMax = 3;
 
+// Optimistic tries before a store takes the row lock once.
+inline constexpr int kOptimisticAttemptsMax = 4;
+
 // Sleeps a random 0..(2^attempt × 500 µs), so racing writers spread out.
 inline boost::asio::awaitable<void> jitter_pause(int attempt) {
-    thread_local std::minstd_rand random{std::random_device{}()};
-    std::chrono::microseconds pause(random() % static_cast<unsigned>(500 << attempt));
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
-    co_await timer.async_wait(boost::asio::use_awaitable);
+    return adapters::jittered_pause(attempt, std::chrono::microseconds(500));
 }
 
 // Runs `transaction()` (returning an awaitable) again after a deadlock or serialization failure,

@@ -9,8 +9,6 @@ namespace concertd::postgres {
 
 namespace {
 
-constexpr int kOptimisticAttemptsMax = 4;
-
 std::vector<PgStatement> record_charge(const app::ChargeCommand& c, Won balance, TimePoint now) {
     return {append_wallet_entry(c.user_id, WalletEntryType::kCharge, c.amount_won, balance, now),
             insert_event(app::points_charged_event(c.user_id, c.amount_won, balance, now)),

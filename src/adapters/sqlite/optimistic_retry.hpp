@@ -1,13 +1,7 @@
-// The bounded retry of the optimistic strategy: a short random pause between attempts so that
-// racing writers spread out instead of colliding again in lockstep.
+// The bounded retry of the optimistic strategy on SQLite.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <chrono>
-#include <random>
+#include "adapters/jittered_pause.hpp"
 
 namespace concertd::sqlite {
 
@@ -17,11 +11,7 @@ inline constexpr int kOptimisticAttemptsMax = 4;
 
 // Sleeps a random 0..(2^attempt × 250 µs) before the next attempt.
 inline boost::asio::awaitable<void> jitter_pause(int attempt) {
-    thread_local std::minstd_rand random{std::random_device{}()};
-    auto ceiling_us = 250 << attempt;
-    std::chrono::microseconds pause(random() % static_cast<unsigned>(ceiling_us));
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, pause);
-    co_await timer.async_wait(boost::asio::use_awaitable);
+    return adapters::jittered_pause(attempt, std::chrono::microseconds(250));
 }
 
 }  // namespace concertd::sqlite
