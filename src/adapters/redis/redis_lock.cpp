@@ -152,7 +152,10 @@ private:
 };
 
 RedisLock::RedisLock(RedisClient& client, std::chrono::milliseconds lease, std::string key_prefix)
-    : client_(client), lease_(lease), prefix_(std::move(key_prefix)) {
+    : client_(client),
+      lease_(lease),
+      prefix_(std::move(key_prefix)),
+      abandoned_(client, release_script()) {
     if (lease_ < kLeaseMin) {
         throw std::invalid_argument("redis lock: lease must be at least " +
                                     std::to_string(kLeaseMin.count()) + " ms");
@@ -171,7 +174,15 @@ boost::asio::awaitable<std::optional<app::LockLease>> RedisLock::acquire(
     const auto deadline = std::chrono::steady_clock::now() + wait;
     std::chrono::milliseconds backoff = kBackoffFirst;
     for (;;) {
-        if (const auto fence = co_await try_acquire(key, owner)) {
+        std::optional<std::uint64_t> fence;
+        try {
+            fence = co_await try_acquire(key, owner);
+        } catch (...) {
+            // No answer: the SET may still run in Redis later, for an owner nobody releases.
+            abandoned_.add(executor, lock_key(key), owner);
+            throw;
+        }
+        if (fence) {
             auto renewal = std::make_shared<Renewal>(executor, lock_key(key), owner);
             {
                 std::lock_guard guard(mutex_);

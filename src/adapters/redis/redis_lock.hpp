@@ -15,6 +15,9 @@
 //   lease/3 (PEXPIRE only if the owner still matches) until release(). If the holder's process
 //   stalls (GC, swap, SIGSTOP) or cannot reach Redis for a whole lease, the lease expires and
 //   another process may be granted the key, with a larger fence.
+// - An acquire that gets no answer (Redis down, frozen, too slow) throws, and its (key, owner)
+//   goes to AbandonedLeases: if the SET still runs later (a frozen Redis resuming), the key is
+//   released as soon as Redis answers again instead of staying taken for a whole lease.
 // - release() deletes the key only if the owner still matches (a lease that expired and was
 //   granted to someone else is left alone), and never throws: if Redis is unreachable the lease
 //   just runs out.
@@ -43,6 +46,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "adapters/redis/abandoned_leases.hpp"
 #include "adapters/redis/redis_client.hpp"
 #include "app/ports/distributed_lock.hpp"
 
@@ -77,6 +81,8 @@ public:
 
     // Leases granted here and not released (for tests and metrics).
     std::size_t held_count() const;
+    // Acquires given up on whose release is still being tried (for tests).
+    std::size_t abandoned_count() const { return abandoned_.size(); }
     // Tests: stops renewing `lease` without releasing it, as if its holder had stalled. The
     // lease then expires in Redis after at most `lease`. False when the lease is not held here.
     bool stop_renewal_for_test(const app::LockLease& lease);
@@ -105,6 +111,8 @@ private:
     mutable std::mutex mutex_;  // guards held_ and waiters_; never held across a co_await
     std::unordered_map<std::string, std::shared_ptr<Renewal>> held_;  // by owner
     std::unordered_map<std::string, std::list<std::shared_ptr<LocalWaiter>>> waiters_;  // by key
+
+    AbandonedLeases abandoned_;  // last: its destructor stops its sweeper first
 };
 
 }  // namespace concertd::redis

@@ -6,6 +6,7 @@
 // CONCERTD_REDIS_MEMORY_USERS=1000000 makes the memory test issue that many waiting users
 // (default 100,000) and print the figure docs/redis.md quotes.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -143,7 +144,7 @@ asio::awaitable<void> sleep_for(Clock::duration duration) {
 
 // One "process": its own client and io_context.
 struct Process {
-    Process() : client(options()) {}
+    explicit Process(RedisOptions o = options()) : client(std::move(o)) {}
     template <class T>
     T run(asio::awaitable<T> task) {
         return run_on(io, std::move(task));
@@ -566,7 +567,8 @@ TEST_F(RedisWaitingQueueTest, WaitingUsersCostLittleMemory) {
 // --- the lock ------------------------------------------------------------------------------------
 
 struct LockProcess : Process {
-    explicit LockProcess(std::chrono::milliseconds lease = 1s) : lock(client, lease) {}
+    explicit LockProcess(std::chrono::milliseconds lease = 1s, RedisOptions o = options())
+        : Process(std::move(o)), lock(client, lease) {}
     std::optional<app::LockLease> acquire(const std::string& key, std::chrono::milliseconds wait) {
         return run(lock.acquire(key, wait));
     }
@@ -576,6 +578,15 @@ struct LockProcess : Process {
 };
 
 using RedisLockTest = RedisAdaptersTest;
+
+// A field of INFO, e.g. "process_id"; empty when missing.
+std::string info_field(Process& process, const std::string& name) {
+    const std::string text = process.command({"INFO", "server"}).text;
+    const auto at = text.find(name + ":");
+    if (at == std::string::npos) return "";
+    const auto start = at + name.size() + 1;
+    return text.substr(start, text.find_first_of("\r\n", start) - start);
+}
 
 struct CounterRun {
     // Read and written in two steps (not an atomic increment), so overlapping holders lose
@@ -734,6 +745,50 @@ TEST_F(RedisLockTest, AStalledHolderLosesTheLockToALargerFence) {
     stalled.release(*old_lease);  // wakes up late: must not free the new holder's key
     EXPECT_FALSE(stalled.acquire("wallet:9", 0ms));
     next.release(*new_lease);
+}
+
+// A frozen Redis (SIGSTOP) runs the commands that waited in its sockets when it resumes: an
+// acquire that timed out meanwhile is granted to an owner nobody would release for a whole
+// lease. The lock releases it as soon as Redis answers again.
+TEST_F(RedisLockTest, AnAcquireGivenUpWhileRedisWasFrozenIsReleasedWhenRedisResumes) {
+    constexpr auto kLease = 20s;  // far longer than the test: only a release frees the key
+    RedisOptions impatient = options();
+    impatient.command_timeout = 200ms;
+    LockProcess caller(kLease, impatient);
+    const auto warm = caller.acquire("warm", 0ms);  // connected, scripts loaded
+    ASSERT_TRUE(warm);
+    caller.release(*warm);
+    const auto pid = static_cast<pid_t>(std::stoll(info_field(admin, "process_id")));
+    ASSERT_GT(pid, 0);
+
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+    EXPECT_THROW(caller.acquire("wallet:42", 0ms), domain::DependencyUnavailable);
+    ASSERT_EQ(::kill(pid, SIGCONT), 0);
+    EXPECT_EQ(caller.lock.abandoned_count(), 1u);
+
+    // The SET that waited in the socket ran on resume: the key is taken, for a long lease.
+    const std::string key = "concertd:lock:l:wallet:42";
+    auto deadline = Clock::now() + 2s;
+    while (admin.command({"EXISTS", key}).integer == 0 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(admin.command({"EXISTS", key}).integer, 1) << "the abandoned SET never ran";
+    EXPECT_GT(admin.command({"PTTL", key}).integer, 10'000);
+
+    // The caller's io_context runs (as a server's does): its sweeper releases the key.
+    std::thread running([&] {
+        caller.io.restart();
+        caller.io.run_for(2s);
+    });
+    LockProcess other;
+    const auto started = Clock::now();
+    const auto lease = other.acquire("wallet:42", 3s);
+    const auto waited = Clock::now() - started;
+    running.join();
+    ASSERT_TRUE(lease);
+    EXPECT_LT(waited, 1500ms);
+    EXPECT_EQ(caller.lock.abandoned_count(), 0u);  // answered rounds settled it
+    other.release(*lease);
 }
 
 TEST_F(RedisLockTest, FencesKeepGrowingAfterTheCounterIsLost) {
