@@ -32,6 +32,13 @@ struct AppStats {
     Counter tokens_admitted;
     Counter after_commit_deferred;  // invalidations / token expiries kept for a dependency down
     Counter cache_errors;           // cache lookups that failed and went to the database
+    // Database round trips, counted by the storage adapters (they get a pointer to it), for the
+    // cost of a strategy per success. PostgreSQL: one per pipeline sent and answered (several
+    // statements, one sync), and one per ROLLBACK the connection sends after a failed pipeline;
+    // opening a connection is not counted. SQLite (in process, no network): one per job run on
+    // the writer or a reader thread, i.e. one per transaction or read. Its own cache line: both
+    // I/O threads (PostgreSQL) or the SQLite threads bump it on every call.
+    alignas(64) Counter db_round_trips;
 };
 
 }  // namespace concertd::app

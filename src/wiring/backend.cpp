@@ -35,7 +35,7 @@ constexpr std::chrono::milliseconds kRedisLockLease{5000};
 class EmbeddedBackend final : public Backend {
 public:
     EmbeddedBackend(const Config& config, app::AppStats& stats, const app::ClockPort& clock)
-        : database_(config.sqlite_path(), kSqliteReaderThreads),
+        : database_(config.sqlite_path(), kSqliteReaderThreads, &stats.db_round_trips),
           catalog_(database_),
           reservations_(database_, stats),
           wallets_(database_, stats),
@@ -69,9 +69,10 @@ private:
     memory::MemoryCatalogCache cache_;
 };
 
-postgres::PgPoolOptions pool_options(const Config& config) {
+postgres::PgPoolOptions pool_options(const Config& config, app::AppStats& stats) {
     postgres::PgPoolOptions options;
     options.conninfo = config.database_url;
+    options.round_trips = &stats.db_round_trips;
     options.connections_per_thread =
         config.database_pool_size > 0
             ? std::max(1, (config.database_pool_size + config.threads - 1) / config.threads)
@@ -85,8 +86,8 @@ class PostgresBackend final : public Backend {
 public:
     PostgresBackend(const Config& config, app::AppStats& stats)
         : pool_((postgres::apply_migrations(config.database_url, postgres::kPostgresMigrations),
-                 pool_options(config))),
-          lock_pool_(pool_options(config)),
+                 pool_options(config, stats))),
+          lock_pool_(pool_options(config, stats)),
           catalog_(pool_),
           reservations_(pool_, stats),
           wallets_(pool_, stats),

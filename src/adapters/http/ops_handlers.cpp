@@ -98,6 +98,7 @@ awaitable<Response> OpsHandlers::metrics(const Request&, const RouteParams&) {
     append_counter(out, "concertd_queue_tokens_admitted_total", "Queue tokens admitted.", s.tokens_admitted.get());
     append_counter(out, "concertd_after_commit_deferred_total", "Cache invalidations and token expiries deferred while their dependency was down.", s.after_commit_deferred.get());
     append_counter(out, "concertd_cache_errors_total", "Cache lookups that failed and read the database.", s.cache_errors.get());
+    append_counter(out, "concertd_db_round_trips_total", "Database round trips (PostgreSQL: pipelines; SQLite: jobs on its threads).", s.db_round_trips.get());
     try {
         auto queue = co_await sources_.queue.stats();
         append_counter(out, "concertd_queue_waiting", "Tokens waiting in line.", static_cast<std::uint64_t>(queue.waiting), "gauge");

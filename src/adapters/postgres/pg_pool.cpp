@@ -162,7 +162,8 @@ struct PgPool::State {
         try {
             const PgPoolOptions& options = pool->options();
             connection = co_await PgConnection::connect(executor, options.conninfo,
-                                                        options.connect_timeout);
+                                                        options.connect_timeout,
+                                                        options.round_trips);
         } catch (const domain::DependencyUnavailable& error) {
             // Those queued behind this connect would try again and fail the same way, one
             // after the other: fail them now, so a database that is down fails fast.

@@ -18,6 +18,7 @@ struct PgPoolOptions {
     std::chrono::milliseconds connect_timeout{3000};
     std::chrono::milliseconds statement_timeout{5000};  // each pipeline() round trip
     std::chrono::milliseconds acquire_timeout{3000};    // longest wait for a free connection
+    app::Counter* round_trips = nullptr;  // counts every connection's round trips, if given
 };
 
 class PgPool;

@@ -7,8 +7,10 @@
 
 namespace concertd::sqlite {
 
-SqliteDatabase::SqliteDatabase(std::string path, int reader_count)
-    : path_(std::move(path)), reader_pool_(static_cast<std::size_t>(reader_count)) {
+SqliteDatabase::SqliteDatabase(std::string path, int reader_count, app::Counter* round_trips)
+    : path_(std::move(path)),
+      round_trips_(round_trips),
+      reader_pool_(static_cast<std::size_t>(reader_count)) {
     auto parent = std::filesystem::path(path_).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
     writer_ = std::make_unique<detail::Connection>(path_, detail::Connection::Mode::kWriter);

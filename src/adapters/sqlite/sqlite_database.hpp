@@ -19,13 +19,16 @@
 #include <vector>
 
 #include "adapters/sqlite/detail/sqlite_connection.hpp"
+#include "app/stats.hpp"
 
 namespace concertd::sqlite {
 
 class SqliteDatabase {
 public:
     // Opens (creating if needed) the file, applies migrations. Throws on failure.
-    SqliteDatabase(std::string path, int reader_count);
+    // `round_trips`, if given, counts every job run on the writer or a reader thread (one
+    // transaction or one read each): SQLite's "database round trip" (/metrics).
+    SqliteDatabase(std::string path, int reader_count, app::Counter* round_trips = nullptr);
     ~SqliteDatabase();
 
     // Runs `work(connection)` on the writer thread; its result or exception comes back to the
@@ -34,6 +37,7 @@ public:
     template <class Work>
     auto write(Work work) -> boost::asio::awaitable<std::invoke_result_t<Work, detail::Connection&>> {
         auto job = [this, work = std::move(work)]() mutable {
+            count_round_trip();
             return guarded([&] { return work(*writer_); });
         };
         return run_on(writer_pool_, std::move(job));
@@ -43,6 +47,7 @@ public:
     template <class Work>
     auto read(Work work) -> boost::asio::awaitable<std::invoke_result_t<Work, detail::Connection&>> {
         auto job = [this, work = std::move(work)]() mutable {
+            count_round_trip();
             auto lease = lease_reader();
             return guarded([&] { return work(*lease.connection); });
         };
@@ -62,6 +67,9 @@ private:
         ~ReaderLease();
     };
     ReaderLease lease_reader();
+    void count_round_trip() {
+        if (round_trips_) round_trips_->add();
+    }
 
     template <class Fn>
     static auto guarded(Fn&& fn) -> decltype(fn()) {
@@ -109,6 +117,7 @@ private:
     }
 
     std::string path_;
+    app::Counter* round_trips_ = nullptr;
     std::unique_ptr<detail::Connection> writer_;
     std::mutex readers_mutex_;
     std::vector<std::unique_ptr<detail::Connection>> idle_readers_;

@@ -164,9 +164,10 @@ protected:
     }
 
     std::unique_ptr<PgConnection> connect(std::string conninfo = environment->url(),
-                                          std::chrono::milliseconds timeout = kTimeout) {
-        return run([this, conninfo, timeout]() {
-            return PgConnection::connect(io_.get_executor(), conninfo, timeout);
+                                          std::chrono::milliseconds timeout = kTimeout,
+                                          app::Counter* round_trips = nullptr) {
+        return run([this, conninfo, timeout, round_trips]() {
+            return PgConnection::connect(io_.get_executor(), conninfo, timeout, round_trips);
         });
     }
 
@@ -263,6 +264,29 @@ TEST_F(PgTest, RunsATransactionAsOnePipeline) {
     EXPECT_FALSE(connection->in_transaction());
     PgResult count = execute(*connection, "SELECT count(*) FROM pipeline_seats");
     EXPECT_EQ(count.int64(0, 0), 1);
+}
+
+// concertd_db_round_trips_total: a pipeline of several statements is one round trip; a failed
+// pipeline inside a transaction costs one more, for the ROLLBACK; the connect costs none.
+TEST_F(PgTest, CountsOneRoundTripPerPipeline) {
+    app::Counter round_trips;
+    auto connection = connect(environment->url(), kTimeout, &round_trips);
+    EXPECT_EQ(round_trips.get(), 0u);
+    create_table(*connection, "counted_seats");
+    EXPECT_EQ(round_trips.get(), 1u);
+    pipeline(*connection, {{"BEGIN", {}},
+                           {"INSERT INTO counted_seats VALUES ($1, $2)", {param(1), param("a")}},
+                           {"SELECT holder FROM counted_seats WHERE id = $1", {param(1)}},
+                           {"COMMIT", {}}});
+    EXPECT_EQ(round_trips.get(), 2u);
+    execute(*connection, "SELECT 1");
+    EXPECT_EQ(round_trips.get(), 3u);
+    EXPECT_THROW(pipeline(*connection,
+                          {{"BEGIN", {}},
+                           {"INSERT INTO counted_seats VALUES ($1, $2)", {param(1), param("b")}}}),
+                 PgError);
+    EXPECT_EQ(round_trips.get(), 5u);  // the pipeline, then its ROLLBACK
+    EXPECT_FALSE(connection->in_transaction());
 }
 
 TEST_F(PgTest, UniqueViolationRollsBackTheWholeTransaction) {

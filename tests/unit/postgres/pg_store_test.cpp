@@ -72,6 +72,7 @@ protected:
         if (StoreCluster::url.empty()) GTEST_SKIP() << "no PostgreSQL (scripts/pg-start.sh failed)";
         PgPoolOptions options;
         options.conninfo = StoreCluster::url;
+        options.round_trips = &stats_.db_round_trips;
         pool_ = std::make_unique<PgPool>(options);
         catalog_ = std::make_unique<PgCatalogStore>(*pool_);
         reservations_ = std::make_unique<PgReservationStore>(*pool_, stats_);
@@ -162,6 +163,34 @@ TEST_P(PgStoreTest, ReservationIsPaidOnce) {
     }
     EXPECT_EQ(paid, 1);
     EXPECT_EQ(run(wallets_->balance(user)), 4000);
+}
+
+// docs/postgres.md "Strategies, as SQL": what each use case costs in round trips
+// (concertd_db_round_trips_total). `distributed` here is the store's part only: the lock's own
+// round trips (advisory lock and unlock) are on the lock pool.
+TEST_P(PgStoreTest, RoundTripsAreTheDocumentedOnes) {
+    const bool optimistic = GetParam() == Strategy::kOptimistic;
+    auto round_trips = [&] { return stats_.db_round_trips.get(); };
+    auto before = round_trips();
+    ASSERT_TRUE(run(reservations_->hold(hold(user_base_ + 20, 20, GetParam()))).ok());
+    EXPECT_EQ(round_trips() - before, optimistic ? 3u : 2u) << "successful hold";
+    before = round_trips();
+    auto refused = run(reservations_->hold(hold(user_base_ + 21, 20, GetParam())));
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.refusal().code, Rejection::kSeatUnavailable);
+    EXPECT_EQ(round_trips() - before, optimistic ? 1u : 2u) << "refused hold";
+    if (GetParam() == Strategy::kAtomic) return;  // no atomic form for charges and payments
+
+    UserId user = user_base_ + 22;
+    auto held = run(reservations_->hold(hold(user, 21, Strategy::kAtomic)));
+    ASSERT_TRUE(held.ok());
+    ASSERT_TRUE(run(wallets_->charge({user, 1000, now_ms(), Strategy::kPessimistic})).ok());
+    before = round_trips();
+    ASSERT_TRUE(run(wallets_->charge({user, 4000, now_ms(), GetParam()})).ok());
+    EXPECT_EQ(round_trips() - before, optimistic ? 3u : 2u) << "charge";
+    before = round_trips();
+    ASSERT_TRUE(run(payments_->pay({user, held->id, std::nullopt, now_ms(), GetParam()})).ok());
+    EXPECT_EQ(round_trips() - before, optimistic ? 3u : 2u) << "payment";
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStrategy, PgStoreTest,

@@ -52,7 +52,8 @@ protected:
                ("concertd-sqlite-test-" + std::to_string(::getpid()) + "-" +
                 std::to_string(counter_++));
         std::filesystem::remove_all(dir_);
-        db_ = std::make_unique<SqliteDatabase>((dir_ / "test.db").string(), 2);
+        db_ = std::make_unique<SqliteDatabase>((dir_ / "test.db").string(), 2,
+                                               &stats_.db_round_trips);
         catalog_ = std::make_unique<SqliteCatalogStore>(*db_);
         reservations_ = std::make_unique<SqliteReservationStore>(*db_, stats_);
         wallets_ = std::make_unique<SqliteWalletStore>(*db_, stats_);
@@ -219,6 +220,30 @@ TEST_P(SqliteStoreTest, InsufficientBalanceChangesNothing) {
     EXPECT_EQ(run(wallets_->balance(8)), 999);
     EXPECT_EQ(run(reservations_->find(held->id))->stored_status, ReservationStatus::kHeld);
     EXPECT_FALSE(run(payments_->replay("k", 8, held->id)).has_value());
+}
+
+// SQLite's "round trip" (concertd_db_round_trips_total) is one job on the writer or a reader
+// thread: optimistic reads on a reader and then writes (2), the others do it all in one write
+// transaction (1); an optimistic refusal is decided by the read alone (1).
+TEST_P(SqliteStoreTest, RoundTripsAreOneJobEach) {
+    const bool optimistic = GetParam() == Strategy::kOptimistic;
+    auto round_trips = [&] { return stats_.db_round_trips.get(); };
+    auto before = round_trips();
+    ASSERT_TRUE(run(reservations_->hold(hold_command(20, 20, GetParam()))).ok());
+    EXPECT_EQ(round_trips() - before, optimistic ? 2u : 1u);
+    before = round_trips();
+    ASSERT_FALSE(run(reservations_->hold(hold_command(21, 20, GetParam()))).ok());
+    EXPECT_EQ(round_trips() - before, 1u);
+    if (GetParam() == Strategy::kAtomic) return;  // no atomic form for charges and payments
+
+    auto held = run(reservations_->hold(hold_command(22, 21, Strategy::kAtomic)));
+    ASSERT_TRUE(held.ok());
+    before = round_trips();
+    ASSERT_TRUE(run(wallets_->charge({22, 5000, now_ms(), GetParam()})).ok());
+    EXPECT_EQ(round_trips() - before, optimistic ? 2u : 1u);
+    before = round_trips();
+    ASSERT_TRUE(run(payments_->pay({22, held->id, std::nullopt, now_ms(), GetParam()})).ok());
+    EXPECT_EQ(round_trips() - before, optimistic ? 2u : 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStrategy, SqliteStoreTest,

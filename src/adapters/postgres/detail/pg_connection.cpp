@@ -82,6 +82,7 @@ struct PgConnection::Impl {
     // SQL text → statement name ("s1", "s2"...), for the statements the server accepted.
     std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> prepared;
     std::uint64_t statements_named = 0;
+    app::Counter* round_trips = nullptr;  // /metrics: concertd_db_round_trips_total
     bool broken = false;
     bool in_flight = false;
 
@@ -151,6 +152,11 @@ struct PgConnection::Impl {
             throw_unavailable(std::string(what) + " timed out after " +
                               std::to_string(timeout.count()) + " ms");
         }
+    }
+
+    // One sync point sent, its answer awaited: one round trip.
+    void count_round_trip() {
+        if (round_trips) round_trips->add();
     }
 
     // PQflush until libpq's output buffer is empty. While it cannot write, it also reads
@@ -363,8 +369,10 @@ PgConnection::PgConnection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 PgConnection::~PgConnection() = default;
 
 asio::awaitable<std::unique_ptr<PgConnection>> PgConnection::connect(
-    asio::any_io_executor executor, std::string conninfo, std::chrono::milliseconds timeout) {
+    asio::any_io_executor executor, std::string conninfo, std::chrono::milliseconds timeout,
+    app::Counter* round_trips) {
     auto impl = std::make_unique<Impl>();
+    impl->round_trips = round_trips;
     // Note: a host name (not an address) is resolved inside PQconnectStart, blocking.
     impl->conn = PQconnectStart(conninfo.c_str());
     if (!impl->conn) throw_unavailable("cannot allocate a connection");
@@ -446,6 +454,7 @@ asio::awaitable<std::vector<PgResult>> PgConnection::pipeline(
         batch.commands.push_back({Command::Kind::kQuery, index, {}, {}});
     }
     if (PQpipelineSync(impl.conn) == 0) impl.fail("PQpipelineSync");
+    impl.count_round_trip();
     co_await impl.flush(deadline, timeout);
     co_await collect(impl, batch, deadline, timeout);
 
@@ -465,6 +474,7 @@ asio::awaitable<std::vector<PgResult>> PgConnection::pipeline(
                 PQpipelineSync(impl.conn) == 0) {
                 impl.fail("PQsendQueryParams(ROLLBACK)");
             }
+            impl.count_round_trip();
             co_await impl.flush(deadline, timeout);
             co_await collect(impl, rollback, deadline, timeout);
             if (rollback.failure || PQtransactionStatus(impl.conn) != PQTRANS_IDLE) {

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "app/stats.hpp"
+
 struct pg_conn;
 struct pg_result;
 
@@ -77,9 +79,11 @@ public:
 
     // Opens a connection (PQconnectStart/PQconnectPoll) on `executor`'s io_context.
     // Throws domain::DependencyUnavailable when the server cannot be reached within `timeout`.
+    // `round_trips`, if given, counts each round trip of pipeline() and execute() (one per
+    // pipeline, one more for a ROLLBACK after a failed one); the connect itself is not counted.
     static boost::asio::awaitable<std::unique_ptr<PgConnection>> connect(
         boost::asio::any_io_executor executor, std::string conninfo,
-        std::chrono::milliseconds timeout);
+        std::chrono::milliseconds timeout, app::Counter* round_trips = nullptr);
 
     // Sends every statement in one pipeline (one round trip) and returns one result per
     // statement, in order. Each distinct SQL text is prepared once per connection (the prepare
