@@ -1,0 +1,3 @@
+module concertd/bench/loadgen
+
+go 1.21
