@@ -5,12 +5,16 @@
   and removed at the end); every server then gets its own fresh database in it. Nothing on
   SQLite (the default). With postgres+redis every server also starts its own redis-server
   (support.RedisServer, in its work dir); whatever is left running is stopped at the end.
-- `server`: the session's default concertd (its own database, no demo data, admin key,
-  a queue that admits at once). Plain tests share it; each uses its own fresh user ids and
+- `server`: the session's default service (its own database, no demo data, admin key,
+  a queue that admits at once). With postgres+redis a service is a `support.Fleet` of three
+  processes on one database and one Redis, requests spread round robin (CONCERTD_E2E_PROCESSES
+  overrides the count); elsewhere one process. Plain tests share it; each uses its own fresh user ids and
   concerts, so they do not depend on one another.
 - `api`: the SPEC §3 flow over `server`.
-- `make_server(**env)`: a dedicated server with its own settings and database (and Redis, with
-  postgres+redis; `redis=False`: none, `redis=<RedisServer>`: that one), stopped after the test.
+- `make_server(**env)`: a dedicated service with its own settings and database (and Redis, with
+  postgres+redis; `redis=False`: none, `redis=<RedisServer>`: that one), stopped after the test;
+  `processes=1`: one process even with postgres+redis (tests of one process's own behaviour:
+  signals, its log, its /metrics counters).
 - `pool`: servers with given settings shared between tests (the strategy matrices).
 
 When a test fails, the tail of the log of every server it talked to is attached to the report.
@@ -75,7 +79,7 @@ def session_dir(tmp_path_factory, pg_cluster) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def server(session_dir) -> Server:
-    s = Server(workdir=session_dir / "default", name="default")
+    s = support.new_service(workdir=session_dir / "default", name="default")
     s.start()
     yield s
     s.close()
@@ -91,8 +95,13 @@ def make_server(tmp_path, pg_cluster):
     started: list[Server] = []
     counter = iter(range(1, 1000))
 
-    def make(start: bool = True, database: str | None = None, redis=None, **env) -> Server:
-        s = Server(dict(env), workdir=tmp_path / f"server-{next(counter)}", database=database, redis=redis)
+    def make(start: bool = True, database: str | None = None, redis=None, processes: int | None = None,
+             **env) -> Server:
+        workdir = tmp_path / f"server-{next(counter)}"
+        if database is not None or redis is not None:  # a process joining given resources: one
+            s = Server(dict(env), workdir=workdir, database=database, redis=redis)
+        else:
+            s = support.new_service(dict(env), workdir=workdir, processes=processes)
         started.append(s)
         if start:
             s.start()

@@ -607,6 +607,10 @@ class Server:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def process(self, k: int = 0) -> "Server":
+        assert k == 0, "one process"
+        return self
+
     # -- HTTP ---------------------------------------------------------------------------------
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -650,6 +654,107 @@ class Server:
             return db.rows(sql, params)
 
 
+# How many processes make one service in the plain tests: three on PostgreSQL + Redis (SPEC §4:
+# a fleet of stateless processes), one elsewhere. CONCERTD_E2E_PROCESSES overrides it.
+PROCESSES = int(os.environ.get("CONCERTD_E2E_PROCESSES") or (3 if USES_REDIS else 1))
+
+
+class Fleet:
+    """`count` concertd processes on ONE database and ONE Redis that serve as one service: every
+    request goes to the next process in turn (round robin), so consecutive steps of one flow
+    (token, hold, payment, read back) run on different processes. It quacks like a `Server`:
+    start/stop/kill/restart/close act on every process; `port`, `proc`, `db()` and the other
+    single-process views are the first process's (raw-socket tests talk to that one)."""
+
+    def __init__(self, env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
+                 name: str | None = None, count: int = PROCESSES, database: str | None = None,
+                 redis: "RedisServer | bool | None" = None):
+        assert IS_POSTGRES or count == 1, "several processes on one database need PostgreSQL"
+        self.env = dict(env or {})
+        self.first = Server(self.env, workdir=workdir, name=name, database=database, redis=redis)
+        self.name = self.first.name
+        self.count = count
+        self.members: list[Server] = [self.first]
+        self._turn = itertools.count()
+        self._turn_lock = threading.Lock()
+
+    def __getattr__(self, attr):  # port, proc, workdir, database, db_path, redis, cluster, log_path
+        return getattr(self.first, attr)
+
+    def start(self, timeout: float = 20.0) -> "Fleet":
+        self.first.start(timeout)  # creates the database and the Redis the others share
+        letters = "bcdefghijklmnopqrstuvwxyz"
+        while len(self.members) < self.count:
+            k = len(self.members) - 1
+            self.members.append(Server(self.env, workdir=self.first.workdir.parent / f"{self.name}-{letters[k]}",
+                                       name=f"{self.name}-{letters[k]}", database=self.first.database,
+                                       redis=self.first.redis or False))
+        for member in self.members[1:]:
+            member.start(timeout)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return all(m.running for m in self.members)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        for member in self.members[1:]:
+            if member.proc is not None:
+                member.stop(sig, timeout)
+        return self.first.stop(sig, timeout)
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL, timeout=10)
+
+    def restart(self, timeout: float = 20.0) -> "Fleet":
+        if any(m.running for m in self.members):
+            self.stop()
+        return self.start(timeout)
+
+    def close(self) -> None:
+        for member in reversed(self.members):  # the first owns the database and the Redis
+            member.close()
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(f"--- {m.name}\n{m.log_tail(lines)}" for m in self.members)
+
+    def process(self, k: int = 0) -> Server:
+        """One process of the service, for what only that process knows (its /metrics, its log)."""
+        return self.members[k]
+
+    def next_member(self) -> Server:
+        with self._turn_lock:
+            return self.members[next(self._turn) % len(self.members)]
+
+    def url(self, path: str) -> str:
+        return self.next_member().url(path)
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        return self.next_member().request(method, path, **kw)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw) -> requests.Response:
+        return self.request("POST", path, json=json, **kw)
+
+    def db(self) -> DbReader:
+        return self.first.db()
+
+    def db_query(self, sql: str, params: tuple = ()) -> list[Row]:
+        return self.first.db_query(sql, params)
+
+
+def new_service(env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
+                name: str | None = None, processes: int | None = None, **kw) -> "Server | Fleet":
+    """One service as the plain tests see it: a `Fleet` of PROCESSES processes (or `processes`),
+    or a single `Server` when that is one."""
+    count = PROCESSES if processes is None else processes
+    if count == 1:
+        return Server(env, workdir=workdir, name=name, **kw)
+    return Fleet(env, workdir=workdir, name=name, count=count, **kw)
+
+
 def start_group(workdir: pathlib.Path, name: str, count: int, cluster: "PgCluster | None" = None,
                 **env) -> list[Server]:
     """`count` concertd processes on ONE PostgreSQL database (and, with Redis, one Redis): the
@@ -686,15 +791,15 @@ class ServerPool:
     def __init__(self, base_dir: pathlib.Path, keep_alive: int = 3):
         self.base_dir = base_dir
         self.keep_alive = keep_alive
-        self.servers: "OrderedDict[tuple, Server]" = OrderedDict()
+        self.servers: "OrderedDict[tuple, Server | Fleet]" = OrderedDict()
 
-    def get(self, **env: str) -> Server:
+    def get(self, **env: str) -> "Server | Fleet":
         key = tuple(sorted((k, str(v)) for k, v in env.items()))
         server = self.servers.get(key)
         if server is not None and server.running:
             self.servers.move_to_end(key)
             return server
-        server = Server(dict(env), workdir=self._dir(), name=None)
+        server = new_service(dict(env), workdir=self._dir())
         server.start()
         self.servers[key] = server
         while sum(1 for s in self.servers.values() if s.running) > self.keep_alive:
@@ -843,11 +948,13 @@ def run_concurrently(fn: Callable[..., Any], args_list: list[tuple], start_timeo
         return [f.result() for f in futures]
 
 
-def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.05,
+         what: "str | Callable[[], str]" = "condition") -> Any:
+    """Calls `predicate` until it is truthy; fails after `timeout` naming `what` (or its call)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        assert time.monotonic() < deadline, f"{what() if callable(what) else what} not reached within {timeout}s"
         time.sleep(interval)

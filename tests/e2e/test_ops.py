@@ -92,6 +92,7 @@ def metric_sum(text: str, name: str) -> float:
 
 
 def test_metrics_counts_requests(server):
+    server = server.process()  # the counters are each process's own
     r = server.get("/metrics")
     assert r.status_code == 200
     assert r.headers.get("Content-Type", "").startswith("text/plain"), r.headers.get("Content-Type")

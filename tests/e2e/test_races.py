@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from support import (LOCK_STRATEGIES, SEAT_STRATEGIES, Api, Server, describe, error_code, expect,
+from support import (LOCK_STRATEGIES, SEAT_STRATEGIES, Api, Server, describe, new_service, error_code, expect,
                      new_user_id, parse_iso, run_concurrently, schedule_spec)
 
 pytestmark = pytest.mark.race
@@ -38,7 +38,7 @@ def only(counts: Counter, allowed: set) -> None:
 
 
 def _server(request, session_dir, name: str, **env) -> Server:
-    s = Server(env, workdir=session_dir / f"{name}-{request.param}", name=f"{name}-{request.param}")
+    s = new_service(env, workdir=session_dir / f"{name}-{request.param}", name=f"{name}-{request.param}")
     s.start()
     return s
 

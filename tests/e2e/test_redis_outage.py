@@ -155,8 +155,11 @@ def test_redis_outage_mid_burst(make_server, how):
         poll(charge_works, timeout=5, interval=0.1, what="a charge under the Redis lock after Redis came back")
         served_after = time.monotonic() - up_at
         if how == "freeze":  # every lease granted at the resume is gone within 2 s, not 5
-            poll(lambda: not any(s.redis.command("GET", k) == owner for k, (owner, _) in orphans.items()),
-                 timeout=2.0, interval=0.05, what="the leases granted at the resume released")
+            def still_held():
+                return [(k, owner, s.redis.command("PTTL", k)) for k, (owner, _) in orphans.items()
+                        if owner is not None and s.redis.command("GET", k) == owner]
+            poll(lambda: not still_held(), timeout=2.0, interval=0.05,
+                 what=lambda: f"the leases granted at the resume released (held: {still_held()})")
         r, _ = probe(s, "GET", "/v1/queue/tokens/current", token=prober_token)
         if how == "stop":  # Redis came back empty: the token is gone, a new one is needed
             expect_error(r, 401, "QUEUE_TOKEN_INVALID")
@@ -184,7 +187,8 @@ def test_redis_outage_mid_burst(make_server, how):
     # 503), and afterwards only for a known reason:
     # - stop: Redis came back empty, every token issued before is gone;
     # - freeze: the token was ended by a payment that committed although its client got a 503
-    #   (the token's end, and the cache invalidation, waited in the frozen Redis's sockets).
+    #   (the token's end, and the cache invalidation, waited in the frozen Redis's sockets), or a
+    #   token issued again after a payment was still the paid one, whose end was deferred.
     lost = [x for x in ledger.tokens_lost if x[0] >= up_at]
     early = [x for x in ledger.tokens_lost if x[0] < up_at]
     assert not early, f"401 while Redis was away (down {down_at:.2f}, up {up_at:.2f}): {early[:10]}"
@@ -194,7 +198,13 @@ def test_redis_outage_mid_burst(make_server, how):
         acked = Counter(user for user, _, _ in ledger.payments.values())
         with s.db() as db:
             paid = Counter(dict(db.tuples("SELECT user_id, count(*) FROM payments GROUP BY user_id")))
-        unexplained = sorted({u for _, u, _, _ in lost if not (ledger.payments_unknown[u] and paid[u] > acked[u])})
+        def explained(user: int, path: str) -> bool:
+            if ledger.payments_unknown[user] and paid[user] > acked[user]:
+                return True  # a payment answered 503 that committed
+            # a token issued again after a payment (acked or not) while that payment's end of the
+            # token still waited for Redis: the issue returned the old token, which then ended
+            return path == "/v1/queue/tokens/current" and paid[user] > 0
+        unexplained = sorted({u for _, u, _, path in lost if not explained(u, path)})
         assert not unexplained, (f"tokens of users {unexplained} invalid after the freeze without a payment that "
                                  f"committed: {[x for x in lost if x[1] in unexplained][:10]}")
     report(f"redis outage ({how}): {during} answers 503 while away; /readyz 200 {ready_after:.1f}s and a locked "

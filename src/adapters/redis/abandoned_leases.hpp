@@ -1,7 +1,8 @@
 // Lock acquires that were given up on before Redis answered (a timeout, a reset connection, a
-// cancelled caller). Their SET may still run: a frozen Redis (SIGSTOP, a long fork, a stalled
-// VM) runs what waited in its sockets when it resumes, and grants the key to an owner nobody
-// will release, so the key stays taken for a whole lease. AbandonedLeases deletes such keys by
+// cancelled caller), and releases that got no answer. An acquire's SET may still run: a frozen
+// Redis (SIGSTOP, a long fork, a stalled VM) runs what waited in its sockets when it resumes,
+// and grants the key to an owner nobody will release, so the key stays taken for a whole lease;
+// a lease whose release got no answer stays taken until it runs out. AbandonedLeases deletes such keys by
 // (key, owner) with the owner-checked release script as soon as Redis answers again: a key
 // granted to anyone else is left alone.
 //

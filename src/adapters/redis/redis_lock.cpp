@@ -282,6 +282,7 @@ void RedisLock::stop(const std::shared_ptr<Renewal>& renewal) {
 }
 
 boost::asio::awaitable<void> RedisLock::release(app::LockLease lease) {
+    const auto executor = co_await asio::this_coro::executor;
     const std::string redis_key = lock_key(lease.key);
     std::shared_ptr<Renewal> renewal;
     {
@@ -301,8 +302,9 @@ boost::asio::awaitable<void> RedisLock::release(app::LockLease lease) {
             spdlog::warn("redis lock: release of {} failed: {}", redis_key, reply.text);
         }
     } catch (const std::exception& error) {
-        // The lease runs out by itself within lease_ (its renewal is stopped).
+        // Retried once Redis answers again; else the lease runs out by itself (not renewed).
         spdlog::warn("redis lock: release of {} failed: {}", redis_key, error.what());
+        abandoned_.add(executor, redis_key, lease.owner);
     }
 }
 

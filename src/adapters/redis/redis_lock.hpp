@@ -19,8 +19,8 @@
 //   goes to AbandonedLeases: if the SET still runs later (a frozen Redis resuming), the key is
 //   released as soon as Redis answers again instead of staying taken for a whole lease.
 // - release() deletes the key only if the owner still matches (a lease that expired and was
-//   granted to someone else is left alone), and never throws: if Redis is unreachable the lease
-//   just runs out.
+//   granted to someone else is left alone), and never throws: if Redis does not answer, the
+//   release goes to AbandonedLeases too (retried once it answers; else the lease runs out).
 // - Waiting retries with jittered exponential backoff (kBackoffFirst doubling to kBackoffMax);
 //   a release in this process wakes one local waiter of that key at once. No FIFO among
 //   waiters. acquire() returns nullopt once `wait` has run out (it may overrun by one round
