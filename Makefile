@@ -21,7 +21,8 @@ unit: build
 e2e: build
 	scripts/test-e2e-all.sh $(BINARY)
 
-test: unit e2e
+# bench-quick last: the harness must never rot (it asserts that it ran and the invariants held).
+test: unit e2e bench-quick
 
 # The unit races (SQLite strategies, lock, queue) under ThreadSanitizer.
 tsan: deps
