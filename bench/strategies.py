@@ -32,8 +32,11 @@ successful charges, at most one payment per reservation and per user in the stor
 
 `run(binary, workdir, quick)` returns (rows, markdown) for bench/run.py.
 """
-import argparse, datetime, json, os, pathlib, platform, re, resource, shutil, signal, socket
-import subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, datetime, json, os, pathlib, platform, re, resource, shutil, signal
+import subprocess, sys, tempfile, time, urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from stack import bulk, free_port  # noqa: E402 - pipelined HTTP, free ports: shared with run.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ADMIN_KEY = "bench-admin"
@@ -70,12 +73,6 @@ class Settings:
 
 
 # --- processes -----------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def raise_file_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -145,73 +142,6 @@ class Server:
     def metrics(self):
         text = urllib.request.urlopen(self.base + "/metrics", timeout=10).read().decode()
         return {name: int(value) for name, value in re.findall(r"^(concertd_\w+) (\d+)$", text, re.M)}
-
-
-# --- many requests at once: HTTP/1.1 pipelining over a few connections -------------------------
-
-def _request_bytes(method, path, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else b""
-    head = [f"{method} {path} HTTP/1.1", "Host: bench", "Content-Type: application/json",
-            f"Content-Length: {len(data)}"]
-    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + data
-
-
-def _pipelined(port, requests, window=128):
-    answers = []
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        buffer = b""
-        for start in range(0, len(requests), window):
-            chunk = requests[start:start + window]
-            sock.sendall(b"".join(chunk))
-            for _ in chunk:
-                while b"\r\n\r\n" not in buffer:
-                    data = sock.recv(1 << 16)
-                    if not data:
-                        raise RuntimeError("connection closed during a pipelined batch")
-                    buffer += data
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                lines = head.decode().split("\r\n")
-                status = int(lines[0].split()[1])
-                length = 0
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    data = sock.recv(1 << 16)
-                    if not data:
-                        raise RuntimeError("connection closed during a body")
-                    buffer += data
-                body, buffer = buffer[:length], buffer[length:]
-                answers.append((status, json.loads(body) if body else None))
-    return answers
-
-
-def bulk(port, requests, connections=4):
-    """Sends (method, path, body, headers) tuples, pipelined; returns (status, json) in order."""
-    encoded = [_request_bytes(*r) for r in requests]
-    slices = [encoded[i::connections] for i in range(connections)]
-    results = [None] * connections
-    failures = []
-
-    def work(i):
-        try:
-            results[i] = _pipelined(port, slices[i])
-        except Exception as error:  # noqa: BLE001 - reported below
-            failures.append(error)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
-    answers = [None] * len(requests)
-    for i in range(connections):
-        answers[i::connections] = results[i]
-    return answers
 
 
 def expect_all(answers, status, what):
