@@ -44,6 +44,7 @@ int serve(const wiring::Config& config) {
     settings.hold_duration = std::chrono::seconds(config.hold_seconds);
     settings.strategies = config.strategies;
     settings.admin_key = config.admin_key;
+    settings.store_checks_queue_token = backend->store_checks_queue_token;
     app::AfterCommit after_commit(*backend->cache, *backend->queue, stats);
     app::Ports ports{*backend->catalog, *backend->reservations, *backend->wallets,
                      *backend->payments, *backend->queue,        *backend->lock,

@@ -3,11 +3,6 @@
 
 namespace concertd::app {
 
-namespace {
-// Tokens are 32 hex characters; anything far longer is not worth a lookup.
-constexpr std::size_t kTokenLengthMax = 256;
-}  // namespace
-
 Task<Result<IssuedTicket>> QueueService::issue(UserId user) {
     if (!is_valid_id(user)) co_return Refusal{Rejection::kValidationFailed, "userId must be positive"};
     auto issued = co_await ports_.queue.issue(user);

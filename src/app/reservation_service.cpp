@@ -4,7 +4,8 @@
 
 namespace concertd::app {
 
-Task<Result<Reservation>> ReservationService::hold(UserId user, ScheduleId schedule,
+Task<Result<Reservation>> ReservationService::hold(std::optional<std::string_view> token,
+                                                   UserId user, ScheduleId schedule,
                                                    SeatNo seat_no) {
     if (!is_valid_id(user) || !is_valid_id(schedule) || seat_no <= 0) {
         co_return Refusal{Rejection::kValidationFailed, "userId, scheduleId and seatNo must be positive"};
@@ -16,10 +17,41 @@ Task<Result<Reservation>> ReservationService::hold(UserId user, ScheduleId sched
     command.now = ports_.clock.now();
     command.expires_at = command.now + ports_.settings.hold_duration;
     command.strategy = ports_.settings.strategies.seat_hold;
+    // `distributed` checks the token before it takes the lock, as every other use case does.
+    const bool gated = ports_.settings.store_checks_queue_token &&
+                       command.strategy != Strategy::kDistributed && token && !token->empty() &&
+                       token->size() <= QueueService::kTokenLengthMax;
+    if (gated) co_return co_await hold_gated(*token, std::move(command));
+    co_return co_await hold_checked(token, std::move(command));
+}
 
+// The store checks the token in the hold's first round trip. It answers the common cases (the
+// user's ACTIVE token, an unknown one, another user's); a token in any other state takes the
+// queue's own path, so the answer and a waiting token's poll are the queue's.
+Task<Result<Reservation>> ReservationService::hold_gated(std::string_view token,
+                                                         HoldCommand command) {
+    command.queue_token = std::string(token);
+    auto held = co_await hold_seat(command);
+    if (held || held.refusal().code != Rejection::kQueueNotActive) co_return held;
+    command.queue_token.reset();
+    co_return co_await hold_checked(token, std::move(command));
+}
+
+Task<Result<Reservation>> ReservationService::hold_checked(std::optional<std::string_view> token,
+                                                           HoldCommand command) {
+    auto ticket = co_await QueueService(ports_).current(token);
+    if (!ticket) co_return ticket.refusal();
+    if (auto refusal = QueueService::check_active(ticket.value(), command.user_id)) {
+        co_return *refusal;
+    }
+    co_return co_await hold_seat(std::move(command));
+}
+
+Task<Result<Reservation>> ReservationService::hold_seat(HoldCommand command) {
+    const auto schedule = command.schedule_id;
     auto held = command.strategy == Strategy::kDistributed
                     ? co_await run_under_lock<Reservation>(
-                          ports_, seat_lock_key(schedule, seat_no),
+                          ports_, seat_lock_key(schedule, command.seat_no),
                           [&](std::uint64_t fence) {
                               command.fence = fence;
                               return ports_.reservations.hold(command);

@@ -25,6 +25,9 @@ struct ServiceSettings {
     StrategyChoice strategies;
     std::chrono::milliseconds lock_wait{2000};  // `distributed`: longest wait for a lock
     std::optional<std::string> admin_key;       // unset: the admin API refuses every call
+    // The waiting queue is a table of the reservation store's database: a hold checks its token
+    // in its own first round trip (HoldCommand::queue_token) rather than in one of its own.
+    bool store_checks_queue_token = false;
 };
 
 // The ports and settings every use case shares.
@@ -44,6 +47,9 @@ struct Ports {
 
 class QueueService {
 public:
+    // Tokens are 32 hex characters; anything far longer is not worth a lookup.
+    static constexpr std::size_t kTokenLengthMax = 256;
+
     explicit QueueService(Ports& ports) : ports_(ports) {}
     Task<Result<IssuedTicket>> issue(UserId user);
     // The token's state for its holder (any live token). kQueueTokenMissing / kQueueTokenInvalid.
@@ -77,10 +83,18 @@ private:
 class ReservationService {
 public:
     explicit ReservationService(Ports& ports) : ports_(ports) {}
-    Task<Result<Reservation>> hold(UserId user, ScheduleId schedule, SeatNo seat_no);
+    // Holds the seat for the holder of `token`, which must be the user's ACTIVE queue token
+    // (refusals as QueueService::current, then check_active).
+    Task<Result<Reservation>> hold(std::optional<std::string_view> token, UserId user,
+                                   ScheduleId schedule, SeatNo seat_no);
     Task<Result<Reservation>> find(ReservationId id);
 
 private:
+    Task<Result<Reservation>> hold_gated(std::string_view token, HoldCommand command);
+    Task<Result<Reservation>> hold_checked(std::optional<std::string_view> token,
+                                           HoldCommand command);
+    Task<Result<Reservation>> hold_seat(HoldCommand command);
+
     Ports& ports_;
 };
 

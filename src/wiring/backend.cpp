@@ -104,6 +104,7 @@ public:
         outbox = &outbox_;
         ledger = &ledger_;
         queue = &queue_;
+        store_checks_queue_token = true;
         lock = &lock_;
         cache = &cache_;
     }
@@ -162,6 +163,7 @@ std::unique_ptr<Backend> open_backend(const Config& config, app::AppStats& stats
     if (config.redis_url) {
         auto parts = std::make_shared<RedisParts>(config);
         backend->queue = &parts->queue;
+        backend->store_checks_queue_token = false;
         backend->lock = &parts->lock;
         backend->cache = &parts->cache;
         backend->dependencies.emplace_back("redis", &parts->health);

@@ -32,6 +32,8 @@ public:
     app::WaitingQueue* queue = nullptr;
     app::DistributedLock* lock = nullptr;
     app::CatalogCache* cache = nullptr;
+    // The queue is a table of the reservations' database (app::ServiceSettings).
+    bool store_checks_queue_token = false;
 
     // Adapters added on top of the storage's own (the Redis queue, lock and cache).
     std::vector<std::shared_ptr<void>> extra_parts;

@@ -53,6 +53,32 @@ std::optional<Response> bad_path_id(std::optional<std::int64_t>& id, std::string
     return validation_error(std::string(name) + " must be a positive integer");
 }
 
+struct HoldBody {
+    UserId user = 0;
+    ScheduleId schedule = 0;
+    SeatNo seat_no = 0;
+};
+
+// The ids of a hold, or nullopt with `error` set to the answer.
+std::optional<HoldBody> read_hold_body(const Request& request, Response& error) {
+    JsonBody body;
+    if (auto parse_error = body.parse(request)) {
+        error = std::move(*parse_error);
+        return std::nullopt;
+    }
+    auto user = read_positive_id(body.object(), "userId", error);
+    if (!user) return std::nullopt;
+    auto schedule = read_positive_id(body.object(), "scheduleId", error);
+    if (!schedule) return std::nullopt;
+    auto seat_no = read_positive_id(body.object(), "seatNo", error);
+    if (!seat_no) return std::nullopt;
+    if (*seat_no > limits::kSeatsPerScheduleMax) {
+        error = refusal_response({Rejection::kNotFound, "no such seat"});
+        return std::nullopt;
+    }
+    return HoldBody{*user, *schedule, static_cast<SeatNo>(*seat_no)};
+}
+
 }  // namespace
 
 namespace {
@@ -103,6 +129,13 @@ awaitable<std::optional<Response>> ApiHandlers::gate(const Request& request,
         co_return refusal_response(*refusal);
     }
     co_return std::nullopt;
+}
+
+awaitable<Response> ApiHandlers::token_refusal_or(std::optional<std::string_view> token,
+                                                  Response otherwise) {
+    auto ticket = co_await services_.queue.current(token);
+    if (!ticket) co_return refusal_response(ticket.refusal());
+    co_return otherwise;
 }
 
 awaitable<Response> ApiHandlers::issue_token(const Request& request, const RouteParams&) {
@@ -164,24 +197,11 @@ awaitable<Response> ApiHandlers::seat_map(const Request& request, const RoutePar
 
 awaitable<Response> ApiHandlers::hold_seat(const Request& request, const RouteParams&) {
     if (auto error = require_json_content_type(request)) co_return *error;
-    auto ticket = co_await services_.queue.current(header(request, "Queue-Token"));
-    if (!ticket) co_return refusal_response(ticket.refusal());
-    JsonBody body;
-    if (auto error = body.parse(request)) co_return *error;
+    const auto token = header(request, "Queue-Token");
     Response error;
-    auto user = read_positive_id(body.object(), "userId", error);
-    if (!user) co_return error;
-    auto schedule = read_positive_id(body.object(), "scheduleId", error);
-    if (!schedule) co_return error;
-    auto seat_no = read_positive_id(body.object(), "seatNo", error);
-    if (!seat_no) co_return error;
-    if (*seat_no > limits::kSeatsPerScheduleMax) {
-        co_return refusal_response({Rejection::kNotFound, "no such seat"});
-    }
-    if (auto refusal = app::QueueService::check_active(ticket.value(), *user)) {
-        co_return refusal_response(*refusal);
-    }
-    auto held = co_await services_.reservations.hold(*user, *schedule, static_cast<SeatNo>(*seat_no));
+    auto hold = read_hold_body(request, error);
+    if (!hold) co_return co_await token_refusal_or(token, std::move(error));
+    auto held = co_await services_.reservations.hold(token, hold->user, hold->schedule, hold->seat_no);
     if (!held) co_return refusal_response(held.refusal());
     co_return json_response(201, reservation_json(held.value(), now()));
 }

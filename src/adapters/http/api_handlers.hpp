@@ -33,6 +33,10 @@ private:
     // the error response.
     boost::asio::awaitable<std::optional<Response>> gate(const Request& request,
                                                          std::optional<domain::UserId> user);
+    // The token's refusal (missing, unknown, expired) if it has one, else `otherwise`: a bad
+    // request answers for its token first.
+    boost::asio::awaitable<Response> token_refusal_or(std::optional<std::string_view> token,
+                                                      Response otherwise);
 
     app::Services& services_;
 };

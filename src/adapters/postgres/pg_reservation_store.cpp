@@ -2,6 +2,7 @@
 
 #include "adapters/postgres/pg_rows.hpp"
 #include "adapters/postgres/pg_retry.hpp"
+#include "adapters/postgres/pg_token_gate.hpp"
 #include "app/events.hpp"
 #include "domain/rules.hpp"
 
@@ -61,6 +62,25 @@ std::vector<PgStatement> snapshot_statements(const HoldCommand& c, const char* s
     return {{seat_sql, {param(c.schedule_id), param(std::int64_t{c.seat_no})}},
             {kHeldReservationsOfSeat, {param(c.schedule_id), param(std::int64_t{c.seat_no})}},
             {kNextReservationId, {}}};
+}
+
+// Adds the queue-token gate to a pipeline when the command carries a token; returns where its
+// result will be (or nullopt).
+std::optional<std::size_t> add_token_gate(std::vector<PgStatement>& statements,
+                                          const HoldCommand& c) {
+    if (!c.queue_token) return std::nullopt;
+    statements.push_back(token_gate_statement(*c.queue_token));
+    return statements.size() - 1;
+}
+
+std::optional<Refusal> judge_gate(const std::vector<PgResult>& results,
+                                  std::optional<std::size_t> gate, const HoldCommand& c) {
+    if (!gate) return std::nullopt;
+    return judge_token_gate(results[*gate], c.user_id);
+}
+
+void append(std::vector<PgStatement>& statements, std::vector<PgStatement> more) {
+    for (auto& statement : more) statements.push_back(std::move(statement));
 }
 
 std::optional<Refusal> check_hold(const SeatSnapshot& s) {
@@ -149,21 +169,26 @@ app::Task<Result<Reservation>> PgReservationStore::hold_once(HoldCommand command
 app::Task<Result<Reservation>> PgReservationStore::hold_locked(HoldCommand c, bool row_lock) {
     auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
-    auto read = snapshot_statements(c, row_lock ? kSeatForUpdate : kSeatRead);
+    std::vector<PgStatement> read{kBegin};
+    const auto gate = add_token_gate(read, c);
+    const std::size_t fence_at = read.size();
     if (c.fence) {
         // Fenced write: only a fence newer than the seat's last one may go on (and it locks
         // the row until commit).
-        read.insert(read.begin(), {"UPDATE seats SET lock_fence = $3"
-                                   " WHERE schedule_id = $1 AND seat_no = $2 AND lock_fence < $3",
-                                   {param(c.schedule_id), param(std::int64_t{c.seat_no}),
-                                    param(static_cast<std::int64_t>(*c.fence))}});
+        read.push_back({"UPDATE seats SET lock_fence = $3"
+                        " WHERE schedule_id = $1 AND seat_no = $2 AND lock_fence < $3",
+                        {param(c.schedule_id), param(std::int64_t{c.seat_no}),
+                         param(static_cast<std::int64_t>(*c.fence))}});
     }
-    read.insert(read.begin(), kBegin);
+    const std::size_t first = read.size();
+    append(read, snapshot_statements(c, row_lock ? kSeatForUpdate : kSeatRead));
     auto results = co_await conn->pipeline(all(read), timeout);
-    std::size_t first = c.fence ? 2 : 1;
     auto snapshot = read_snapshot(results[first], results[first + 1], results[first + 2], c.seat_no);
-    std::optional<Refusal> refusal = check_hold(snapshot);
-    if (!refusal && c.fence && results[1].affected_rows() == 0) refusal = stale_fence_refusal();
+    std::optional<Refusal> refusal = judge_gate(results, gate, c);
+    if (!refusal) refusal = check_hold(snapshot);
+    if (!refusal && c.fence && results[fence_at].affected_rows() == 0) {
+        refusal = stale_fence_refusal();
+    }
     if (refusal) {
         co_await conn->execute("ROLLBACK", {}, timeout);
         co_return *refusal;
@@ -183,9 +208,14 @@ app::Task<Result<Reservation>> PgReservationStore::hold_optimistic(HoldCommand c
         std::optional<Result<Reservation>> outcome;
         {
             auto conn = co_await pool_.acquire();
-            auto read = snapshot_statements(c, kSeatRead);
+            std::vector<PgStatement> read;
+            const auto gate = add_token_gate(read, c);
+            const std::size_t first = read.size();
+            append(read, snapshot_statements(c, kSeatRead));
             auto results = co_await conn->pipeline(all(read), timeout);
-            auto snapshot = read_snapshot(results[0], results[1], results[2], c.seat_no);
+            if (auto refusal = judge_gate(results, gate, c)) co_return *refusal;
+            auto snapshot =
+                read_snapshot(results[first], results[first + 1], results[first + 2], c.seat_no);
             // A taken seat is refused from the read alone: the loser never writes.
             if (auto refusal = check_hold(snapshot)) co_return *refusal;
             auto reservation = new_reservation(snapshot, c, snapshot.db_now + hold_duration(c));
@@ -216,8 +246,11 @@ app::Task<Result<Reservation>> PgReservationStore::hold_optimistic(HoldCommand c
 app::Task<Result<Reservation>> PgReservationStore::hold_atomic(HoldCommand c) {
     auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
-    std::vector<PgStatement> claim{
-        kBegin,
+    std::vector<PgStatement> claim{kBegin};
+    // The gate runs before the claim in the same transaction: a refused token rolls it back.
+    const auto gate = add_token_gate(claim, c);
+    const std::size_t claim_at = claim.size();
+    claim.push_back(
         {"UPDATE seats s SET status = 'HELD', hold_expires_at = now_ms() + $3,"
          " version = s.version + 1"
          " FROM schedules sc WHERE sc.id = s.schedule_id AND s.schedule_id = $1"
@@ -226,12 +259,16 @@ app::Task<Result<Reservation>> PgReservationStore::hold_atomic(HoldCommand c) {
          " RETURNING s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at,"
          " s.version, now_ms()",
          {param(c.schedule_id), param(std::int64_t{c.seat_no}),
-          param(static_cast<std::int64_t>(hold_duration(c).count()))}}};
+          param(static_cast<std::int64_t>(hold_duration(c).count()))}});
     auto tail = snapshot_statements(c, kSeatRead);
     claim.push_back(tail[1]);  // the stale hold, if any
     claim.push_back(tail[2]);  // the reservation id
     auto results = co_await conn->pipeline(all(claim), timeout);
-    if (results[1].rows() == 0) {
+    if (auto refusal = judge_gate(results, gate, c)) {
+        co_await conn->execute("ROLLBACK", {}, timeout);
+        co_return *refusal;
+    }
+    if (results[claim_at].rows() == 0) {
         // Only the refusal path reads, to tell an unknown seat from a taken one: in the same
         // round trip as the ROLLBACK (a refusal costs two, as on the other strategies).
         std::vector<PgStatement> refuse{
@@ -242,7 +279,8 @@ app::Task<Result<Reservation>> PgReservationStore::hold_atomic(HoldCommand c) {
         }
         co_return Refusal{Rejection::kSeatUnavailable, "seat is held or sold"};
     }
-    auto snapshot = read_snapshot(results[1], results[2], results[3], c.seat_no);
+    auto snapshot = read_snapshot(results[claim_at], results[claim_at + 1], results[claim_at + 2],
+                                  c.seat_no);
     auto reservation = new_reservation(snapshot, c, *snapshot.state.hold_expires_at);
     co_return co_await refusing_duplicates([&]() -> app::Task<Result<Reservation>> {
         co_await conn->pipeline(all(record_hold(snapshot, reservation)), timeout);

@@ -60,6 +60,11 @@ struct HoldCommand {
     // fence is not newer than the last one it saw (a holder that lost its lease) with
     // kRateLimited, changing nothing.
     std::optional<std::uint64_t> fence;
+    // When set, the store first checks that this queue token is `user_id`'s live ACTIVE token,
+    // in the hold's own first round trip, and refuses (changing nothing) with kQueueTokenInvalid,
+    // kForbidden, or kQueueNotActive for a token in any other state. Only stores whose database
+    // holds the waiting queue accept it (ServiceSettings::store_checks_queue_token).
+    std::optional<std::string> queue_token;
 };
 
 class ReservationStore {

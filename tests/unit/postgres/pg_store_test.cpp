@@ -16,6 +16,7 @@
 #include "adapters/postgres/pg_pool.hpp"
 #include "adapters/postgres/pg_reservation_store.hpp"
 #include "adapters/postgres/pg_wallet_store.hpp"
+#include "adapters/postgres/pg_waiting_queue.hpp"
 
 namespace concertd::postgres {
 namespace {
@@ -191,6 +192,40 @@ TEST_P(PgStoreTest, RoundTripsAreTheDocumentedOnes) {
     before = round_trips();
     ASSERT_TRUE(run(payments_->pay({user, held->id, std::nullopt, now_ms(), GetParam()})).ok());
     EXPECT_EQ(round_trips() - before, optimistic ? 3u : 2u) << "payment";
+}
+
+// The queue-token gate rides in the hold's first round trip (no round trip of its own) and a
+// refused token changes nothing.
+TEST_P(PgStoreTest, TokenGateAnswersInTheHoldsOwnRoundTrips) {
+    if (GetParam() == Strategy::kDistributed) GTEST_SKIP() << "distributed checks before its lock";
+    const bool optimistic = GetParam() == Strategy::kOptimistic;
+    app::QueueSettings settings;
+    settings.admit_per_second = 1000;
+    settings.max_active = 100'000;
+    PgWaitingQueue queue(*pool_, settings);
+    const UserId user = user_base_ + 30;
+    const auto active = run(queue.issue(user)).ticket.token;
+    run(queue.admit(TimePoint{}));
+    const auto waiting = run(queue.issue(user_base_ + 31)).ticket.token;
+
+    auto gated = [&](UserId who, std::string token) {
+        auto command = hold(who, 30, GetParam());
+        command.queue_token = std::move(token);
+        return run(reservations_->hold(command));
+    };
+    auto refused_with = [&](UserId who, std::string token) {
+        auto result = gated(who, std::move(token));
+        return result.ok() ? Rejection::kValidationFailed : result.refusal().code;
+    };
+    EXPECT_EQ(refused_with(user + 1, active), Rejection::kForbidden) << "another user's token";
+    EXPECT_EQ(refused_with(user, std::string(32, 'a')), Rejection::kQueueTokenInvalid);
+    EXPECT_EQ(refused_with(user_base_ + 31, waiting), Rejection::kQueueNotActive);
+
+    const auto before = stats_.db_round_trips.get();
+    auto held = gated(user, active);
+    ASSERT_TRUE(held.ok()) << "the refusals left the seat free";
+    EXPECT_EQ(stats_.db_round_trips.get() - before, optimistic ? 3u : 2u);
+    EXPECT_EQ(held->user_id, user);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStrategy, PgStoreTest,
