@@ -4,6 +4,7 @@
 #pragma once
 
 #include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -11,9 +12,19 @@
 
 namespace concertd::app {
 
+// `when_busy` (optional) runs once when the first try finds the lock taken, before the wait: a
+// refusal it returns is the answer, and the caller never joins the crowd waiting for the lock.
 template <class T, class Work>
-Task<Result<T>> run_under_lock(Ports& ports, std::string key, Work work) {
-    auto lease = co_await ports.lock.acquire(std::move(key), ports.settings.lock_wait);
+Task<Result<T>> run_under_lock(Ports& ports, std::string key, Work work,
+                               std::function<Task<std::optional<Refusal>>()> when_busy = {}) {
+    std::optional<LockLease> lease;
+    if (when_busy) {
+        lease = co_await ports.lock.acquire(key, std::chrono::milliseconds(0));
+        if (!lease) {
+            if (auto refusal = co_await when_busy()) co_return *refusal;
+        }
+    }
+    if (!lease) lease = co_await ports.lock.acquire(std::move(key), ports.settings.lock_wait);
     if (!lease) {
         ports.stats.lock_timeouts.add();
         co_return Refusal{Rejection::kRateLimited, "resource is busy, retry shortly"};

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "app/lock_scope.hpp"
 #include "app/services.hpp"
 #include "domain/rules.hpp"
@@ -55,7 +57,8 @@ Task<Result<Reservation>> ReservationService::hold_seat(HoldCommand command) {
                           [&](std::uint64_t fence) {
                               command.fence = fence;
                               return ports_.reservations.hold(command);
-                          })
+                          },
+                          [&] { return refuse_taken_seat(command); })
                     : co_await ports_.reservations.hold(command);
     if (held) {
         ports_.stats.holds_succeeded.add();
@@ -64,6 +67,21 @@ Task<Result<Reservation>> ReservationService::hold_seat(HoldCommand command) {
         ports_.stats.holds_rejected.add();
     }
     co_return held;
+}
+
+// The seat's lock is taken: someone is holding the seat right now. A seat the seat map (the
+// cache's copy, confirmed current, where there is a cache) shows taken is refused at once, so a
+// crowd on one seat gets its 409s instead of waiting for the lock to hand them out one by one.
+// A seat shown available takes the lock and the store decides, as always.
+Task<std::optional<Refusal>> ReservationService::refuse_taken_seat(const HoldCommand& command) {
+    auto map = co_await CatalogService(ports_).seat_map(command.schedule_id);
+    if (!map) co_return std::nullopt;
+    const auto& seats = map.value()->seats;
+    auto seat = std::lower_bound(seats.begin(), seats.end(), command.seat_no,
+                                 [](const SeatState& s, SeatNo no) { return s.seat_no < no; });
+    if (seat == seats.end() || seat->seat_no != command.seat_no) co_return std::nullopt;
+    if (seat->status_at(ports_.clock.now()) == SeatStatus::kAvailable) co_return std::nullopt;
+    co_return Refusal{Rejection::kSeatUnavailable, "seat is held or sold"};
 }
 
 Task<Result<Reservation>> ReservationService::find(ReservationId id) {

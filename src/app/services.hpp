@@ -94,6 +94,7 @@ private:
     Task<Result<Reservation>> hold_checked(std::optional<std::string_view> token,
                                            HoldCommand command);
     Task<Result<Reservation>> hold_seat(HoldCommand command);
+    Task<std::optional<Refusal>> refuse_taken_seat(const HoldCommand& command);
 
     Ports& ports_;
 };
