@@ -97,7 +97,9 @@ int serve(const wiring::Config& config) {
         throw std::runtime_error(std::string("CONCERTD_LISTEN: ") + error.what());
     }
 
-    app::BackgroundJobs jobs(ports, *backend->outbox, bus);
+    app::JobIntervals intervals;
+    intervals.outbox_retention = std::chrono::seconds(config.outbox_retention_seconds);
+    app::BackgroundJobs jobs(ports, *backend->outbox, bus, intervals);
     jobs.start(background->get_executor());
 
     spdlog::info("concertd serving: database {}, strategies seat={} points={} payment={}",

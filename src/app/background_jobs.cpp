@@ -32,7 +32,7 @@ void BackgroundJobs::start(boost::asio::any_io_executor executor) {
     boost::asio::co_spawn(executor, admission_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, sweep_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, relay_loop(), boost::asio::detached);
-    boost::asio::co_spawn(executor, key_purge_loop(), boost::asio::detached);
+    boost::asio::co_spawn(executor, retention_loop(), boost::asio::detached);
     boost::asio::co_spawn(executor, after_commit_loop(), boost::asio::detached);
 }
 
@@ -62,20 +62,21 @@ Task<std::size_t> BackgroundJobs::sweep_once() {
 }
 
 Task<std::size_t> BackgroundJobs::relay_once() {
-    auto batch = co_await outbox_.unpublished(intervals_.relay_batch);
-    if (batch.empty()) co_return 0;
-    co_await bus_.publish(batch);
-    std::vector<std::int64_t> sequences;
-    sequences.reserve(batch.size());
-    for (const auto& event : batch) sequences.push_back(event.sequence);
-    co_await outbox_.mark_published(std::move(sequences), ports_.clock.now());
-    ports_.stats.events_published.add(batch.size());
-    co_return batch.size();
+    auto published = co_await outbox_.relay(
+        intervals_.relay_batch, ports_.clock.now(),
+        [this](const std::vector<Event>& batch) { return bus_.publish(batch); });
+    ports_.stats.events_published.add(published);
+    co_return published;
 }
 
 Task<std::int64_t> BackgroundJobs::purge_keys_once() {
     auto cutoff = ports_.clock.now() - intervals_.idempotency_key_retention;
     co_return co_await ports_.payments.purge_idempotency_keys(cutoff, intervals_.sweep_batch);
+}
+
+Task<std::int64_t> BackgroundJobs::purge_outbox_once() {
+    auto cutoff = ports_.clock.now() - intervals_.outbox_retention;
+    co_return co_await outbox_.purge_published(cutoff, intervals_.sweep_batch);
 }
 
 Task<void> BackgroundJobs::admission_loop() {
@@ -121,15 +122,23 @@ Task<void> BackgroundJobs::relay_loop() {
     }
 }
 
-Task<void> BackgroundJobs::key_purge_loop() {
+// Idempotency keys and published outbox events past their retention; a full batch of either
+// means more are due: go again at once.
+Task<void> BackgroundJobs::retention_loop() {
     RunningLoop running(running_);
     while (!stopping_) {
+        bool more = false;
         try {
-            if (co_await purge_keys_once() == intervals_.sweep_batch) continue;
+            more = co_await purge_keys_once() == intervals_.sweep_batch;
         } catch (const std::exception& error) {
             report_failure("idempotency key purge", error);
         }
-        co_await pause(intervals_.key_purge);
+        try {
+            more = co_await purge_outbox_once() == intervals_.sweep_batch || more;
+        } catch (const std::exception& error) {
+            report_failure("outbox purge", error);
+        }
+        if (!more) co_await pause(intervals_.retention_purge);
     }
 }
 

@@ -20,7 +20,9 @@ struct JobIntervals {
     int sweep_batch = 500;
     // SPEC: keys are kept at least 24 hours; a retried payment within a week still replays.
     std::chrono::hours idempotency_key_retention{24 * 7};
-    std::chrono::milliseconds key_purge{60'000};
+    // Published outbox events are kept this long (for inspection and replays by hand).
+    std::chrono::seconds outbox_retention{24 * 3600};
+    std::chrono::milliseconds retention_purge{60'000};
     std::chrono::milliseconds after_commit_retry{200};
     int relay_batch = 500;
 };
@@ -42,12 +44,13 @@ public:
     Task<std::size_t> sweep_once();
     Task<std::size_t> relay_once();
     Task<std::int64_t> purge_keys_once();
+    Task<std::int64_t> purge_outbox_once();
 
 private:
     Task<void> admission_loop();
     Task<void> sweep_loop();
     Task<void> relay_loop();
-    Task<void> key_purge_loop();
+    Task<void> retention_loop();
     Task<void> after_commit_loop();
 
     Ports& ports_;

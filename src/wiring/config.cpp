@@ -105,6 +105,10 @@ Config parse_config(const std::map<std::string, std::string>& values) {
     if (auto v = get("CONCERTD_HOLD_SECONDS")) {
         config.hold_seconds = parse_integer("CONCERTD_HOLD_SECONDS", *v, 1, 86400);
     }
+    if (auto v = get("CONCERTD_OUTBOX_RETENTION_SECONDS")) {
+        config.outbox_retention_seconds =
+            parse_integer("CONCERTD_OUTBOX_RETENTION_SECONDS", *v, 1, 365LL * 86400);
+    }
     if (auto v = get("CONCERTD_QUEUE_ADMIT_PER_SECOND")) {
         config.queue.admit_per_second = parse_integer("CONCERTD_QUEUE_ADMIT_PER_SECOND", *v, 1, 1'000'000);
     }

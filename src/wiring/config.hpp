@@ -21,6 +21,7 @@ struct Config {
     std::optional<std::string> admin_key;
     bool demo_data = true;
     std::int64_t hold_seconds = 300;
+    std::int64_t outbox_retention_seconds = 86400;  // published events kept this long
     app::QueueSettings queue;
     app::StrategyChoice strategies;
     int threads = 2;

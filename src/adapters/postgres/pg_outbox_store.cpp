@@ -2,17 +2,18 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <exception>
 
 #include "adapters/postgres/pg_rows.hpp"
 
 namespace concertd::postgres {
 
-app::Task<std::vector<Event>> PgOutboxStore::unpublished(int limit) {
-    auto conn = co_await pool_.acquire();
-    auto result = co_await conn->execute(
-        "SELECT id, event_id, type, aggregate_id, payload, occurred_at FROM outbox"
-        " WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        {param(std::int64_t{limit})}, pool_.options().statement_timeout);
+namespace {
+
+// The relay's turn: one key for every process on the database (advisory lock space of concertd).
+constexpr std::int64_t kRelayLockKey = 7160000002;
+
+std::vector<Event> read_events(const PgResult& result) {
     std::vector<Event> events;
     events.reserve(static_cast<std::size_t>(result.rows()));
     for (int row = 0; row < result.rows(); ++row) {
@@ -25,21 +26,66 @@ app::Task<std::vector<Event>> PgOutboxStore::unpublished(int limit) {
         event.occurred_at = from_millis(result.int64(row, 5));
         events.push_back(std::move(event));
     }
-    co_return events;
+    return events;
 }
 
-app::Task<void> PgOutboxStore::mark_published(std::vector<std::int64_t> sequences, TimePoint now) {
-    if (sequences.empty()) co_return;
-    // One statement for the batch: the ids as a PostgreSQL array literal.
+// The ids as one PostgreSQL array literal: one statement for the batch.
+std::string id_array(const std::vector<Event>& events) {
     std::string ids = "{";
-    for (std::size_t i = 0; i < sequences.size(); ++i) {
+    for (std::size_t i = 0; i < events.size(); ++i) {
         if (i) ids += ',';
-        ids += std::to_string(sequences[i]);
+        ids += std::to_string(events[i].sequence);
     }
     ids += '}';
+    return ids;
+}
+
+}  // namespace
+
+app::Task<std::size_t> PgOutboxStore::relay(int limit, TimePoint now, app::PublishBatch publish) {
+    const auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
-    co_await conn->execute("UPDATE outbox SET published_at = $2 WHERE id = ANY($1::bigint[])",
-                           {param(ids), param(to_millis(now))}, pool_.options().statement_timeout);
+    // The read is its own statement after the lock: under READ COMMITTED its snapshot includes
+    // everything the previous relayer committed before it let go of the turn.
+    std::vector<PgStatement> claim{
+        kBegin,
+        {"SELECT pg_try_advisory_xact_lock($1)", {param(kRelayLockKey)}},
+        {"SELECT id, event_id, type, aggregate_id, payload, occurred_at FROM outbox"
+         " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+         {param(std::int64_t{limit})}}};
+    auto results = co_await conn->pipeline(all(claim), timeout);
+    auto events = read_events(results[2]);
+    if (!results[1].boolean(0, 0) || events.empty()) {
+        co_await conn->execute("ROLLBACK", {}, timeout);
+        co_return 0;
+    }
+    // The turn is held while the bus takes the batch: a process killed here loses its session,
+    // and with it the lock and the open transaction; the next relayer sends the batch again.
+    std::exception_ptr failure;
+    try {
+        co_await publish(events);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (failure) {
+        co_await conn->execute("ROLLBACK", {}, timeout);  // no co_await inside a catch block
+        std::rethrow_exception(failure);
+    }
+    std::vector<PgStatement> mark{
+        {"UPDATE outbox SET published_at = $2 WHERE id = ANY($1::bigint[])",
+         {param(id_array(events)), param(to_millis(now))}},
+        kCommit};
+    co_await conn->pipeline(all(mark), timeout);
+    co_return events.size();
+}
+
+app::Task<std::int64_t> PgOutboxStore::purge_published(TimePoint cutoff, int batch) {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute(
+        "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox"
+        " WHERE published_at IS NOT NULL AND published_at < $1 ORDER BY id LIMIT $2))",
+        {param(to_millis(cutoff)), param(std::int64_t{batch})}, pool_.options().statement_timeout);
+    co_return result.affected_rows();
 }
 
 app::Task<std::int64_t> PgOutboxStore::unpublished_count() {

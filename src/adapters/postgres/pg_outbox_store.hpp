@@ -1,4 +1,4 @@
-// The outbox relay's reads and marks, and the sales ledger consumer's store, on PostgreSQL.
+// The outbox relay's turn, reads and marks, the purge of published events, and the sales ledger consumer's store, on PostgreSQL.
 #pragma once
 
 #include "adapters/postgres/pg_pool.hpp"
@@ -9,10 +9,10 @@ namespace concertd::postgres {
 class PgOutboxStore final : public app::OutboxStore {
 public:
     explicit PgOutboxStore(PgPool& pool) : pool_(pool) {}
-    app::Task<std::vector<domain::Event>> unpublished(int limit) override;
-    app::Task<void> mark_published(std::vector<std::int64_t> sequences,
-                                   domain::TimePoint now) override;
+    app::Task<std::size_t> relay(int limit, domain::TimePoint now,
+                                 app::PublishBatch publish) override;
     app::Task<std::int64_t> unpublished_count() override;
+    app::Task<std::int64_t> purge_published(domain::TimePoint cutoff, int batch) override;
 
 private:
     PgPool& pool_;

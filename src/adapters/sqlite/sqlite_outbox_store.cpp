@@ -10,8 +10,10 @@ namespace concertd::sqlite {
 using detail::Connection;
 using detail::Transaction;
 
-app::Task<std::vector<Event>> SqliteOutboxStore::unpublished(int limit) {
-    co_return co_await db_.read([limit](Connection& db) {
+// One process owns the SQLite file, and its relay loop is one coroutine: steps never overlap.
+app::Task<std::size_t> SqliteOutboxStore::relay(int limit, TimePoint now,
+                                                app::PublishBatch publish) {
+    auto events = co_await db_.read([limit](Connection& db) {
         auto query = db.prepare(
             "SELECT id, event_id, type, aggregate_id, payload, occurred_at FROM outbox"
             " WHERE published_at IS NULL ORDER BY id LIMIT ?");
@@ -29,18 +31,27 @@ app::Task<std::vector<Event>> SqliteOutboxStore::unpublished(int limit) {
         }
         return events;
     });
-}
-
-app::Task<void> SqliteOutboxStore::mark_published(std::vector<std::int64_t> sequences,
-                                                  TimePoint now) {
-    co_await db_.write([sequences = std::move(sequences), now](Connection& db) {
+    if (events.empty()) co_return 0;
+    co_await publish(events);
+    co_await db_.write([&events, now](Connection& db) {
         Transaction tx(db, Transaction::Kind::kImmediate);
         auto mark = db.prepare("UPDATE outbox SET published_at = ? WHERE id = ?");
-        for (auto sequence : sequences) {
-            mark->bind(1, to_millis(now)).bind(2, sequence).execute();
+        for (const auto& event : events) {
+            mark->bind(1, to_millis(now)).bind(2, event.sequence).execute();
             mark->reset();
         }
         tx.commit();
+    });
+    co_return events.size();
+}
+
+app::Task<std::int64_t> SqliteOutboxStore::purge_published(TimePoint cutoff, int batch) {
+    co_return co_await db_.write([cutoff, batch](Connection& db) {
+        auto purge = db.prepare(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+            " WHERE published_at IS NOT NULL AND published_at < ? ORDER BY id LIMIT ?)");
+        purge->bind(1, to_millis(cutoff)).bind(2, std::int64_t{batch}).execute();
+        return static_cast<std::int64_t>(db.changes());
     });
 }
 

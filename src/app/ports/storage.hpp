@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -127,13 +128,22 @@ public:
     virtual Task<std::int64_t> purge_idempotency_keys(TimePoint cutoff, int batch) = 0;
 };
 
+// Hands a batch of events to the bus; returns once the bus accepted all of them, throws if not.
+using PublishBatch = std::function<Task<void>(const std::vector<Event>&)>;
+
 class OutboxStore {
 public:
     virtual ~OutboxStore() = default;
-    // Oldest first.
-    virtual Task<std::vector<Event>> unpublished(int limit) = 0;
-    virtual Task<void> mark_published(std::vector<std::int64_t> sequences, TimePoint now) = 0;
+    // One relay step: the oldest unpublished events (at most `limit`, in outbox order) go to
+    // `publish` and are marked published only after it returned; if it throws they stay
+    // unpublished and are sent again (at least once). One step at a time over every process on
+    // the store, so events leave in outbox order (PostgreSQL: a transaction-scoped advisory lock,
+    // which the server frees if the process dies); a step that finds another one running returns
+    // 0 at once. Returns how many were published.
+    virtual Task<std::size_t> relay(int limit, TimePoint now, PublishBatch publish) = 0;
     virtual Task<std::int64_t> unpublished_count() = 0;
+    // Deletes up to `batch` events published before `cutoff`; returns how many.
+    virtual Task<std::int64_t> purge_published(TimePoint cutoff, int batch) = 0;
 };
 
 // The store of the sales ledger consumer: one row per completed payment, once per event id.

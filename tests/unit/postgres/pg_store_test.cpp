@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <array>
@@ -12,6 +15,7 @@
 
 #include "adapters/postgres/pg_catalog_store.hpp"
 #include "adapters/postgres/pg_migrations.hpp"
+#include "adapters/postgres/pg_outbox_store.hpp"
 #include "adapters/postgres/pg_payment_store.hpp"
 #include "adapters/postgres/pg_pool.hpp"
 #include "adapters/postgres/pg_reservation_store.hpp"
@@ -232,6 +236,44 @@ INSTANTIATE_TEST_SUITE_P(EveryStrategy, PgStoreTest,
                          ::testing::Values(Strategy::kPessimistic, Strategy::kOptimistic,
                                            Strategy::kDistributed, Strategy::kAtomic),
                          [](const auto& info) { return std::string(app::to_string(info.param)); });
+
+using PgOutboxTest = PgStoreTest;
+
+// The relay's turn: one step at a time over every relayer; a failed publish marks nothing.
+TEST_F(PgOutboxTest, OneRelayStepAtATimeAndAFailedPublishMarksNothing) {
+    PgOutboxStore outbox(*pool_);
+    ASSERT_TRUE(run(reservations_->hold(hold(user_base_ + 40, 40, Strategy::kAtomic))).ok());
+    const auto waiting = run(outbox.unpublished_count());
+    ASSERT_GT(waiting, 0);
+
+    auto failing = [](const std::vector<Event>&) -> app::Task<void> {
+        throw std::runtime_error("broker down");
+        co_return;
+    };
+    EXPECT_THROW(run(outbox.relay(100'000, now_ms(), failing)), std::runtime_error);
+    EXPECT_EQ(run(outbox.unpublished_count()), waiting);
+
+    std::atomic<int> inside{0};
+    std::atomic<int> most_inside{0};
+    std::atomic<std::int64_t> published{0};
+    auto slow = [&](const std::vector<Event>& batch) -> app::Task<void> {
+        const int now_inside = ++inside;
+        most_inside = std::max(most_inside.load(), now_inside);
+        boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, 300ms);
+        co_await timer.async_wait(boost::asio::use_awaitable);
+        published += static_cast<std::int64_t>(batch.size());
+        --inside;
+    };
+    auto steps = race(2, [&](int) { return outbox.relay(100'000, now_ms(), slow); });
+    std::sort(steps.begin(), steps.end());
+    EXPECT_EQ(steps[0], 0u) << "the second relayer found the turn taken";
+    EXPECT_EQ(static_cast<std::int64_t>(steps[1]), waiting);
+    EXPECT_EQ(most_inside.load(), 1);
+    EXPECT_EQ(published.load(), waiting);
+    EXPECT_EQ(run(outbox.unpublished_count()), 0);
+    EXPECT_EQ(run(outbox.purge_published(now_ms() - 1h, 100'000)), 0) << "kept for the retention";
+    EXPECT_GE(run(outbox.purge_published(now_ms() + 1ms, 100'000)), waiting);
+}
 
 using PgFenceTest = PgStoreTest;
 

@@ -270,12 +270,18 @@ TEST(SqliteSweeper, ExpiresDueHoldsAndWritesEvents) {
         ASSERT_EQ(expired.size(), 1u);
         EXPECT_EQ(run(catalog.seat_map(created.schedule_ids[0]))->seats.at(1).stored_status,
                   SeatStatus::kAvailable);
-        auto events = run(outbox.unpublished(10));
+        std::vector<Event> events;
+        auto capture = [&events](const std::vector<Event>& batch) -> app::Task<void> {
+            events = batch;
+            co_return;
+        };
+        EXPECT_EQ(run(outbox.relay(10, now_ms(), capture)), 2u);
         ASSERT_EQ(events.size(), 2u);
         EXPECT_EQ(events[0].type, "reservation.held");
         EXPECT_EQ(events[1].type, "reservation.expired");
-        run(outbox.mark_published({events[0].sequence, events[1].sequence}, now_ms()));
         EXPECT_EQ(run(outbox.unpublished_count()), 0);
+        EXPECT_EQ(run(outbox.purge_published(now_ms() - 1h, 10)), 0) << "kept for the retention";
+        EXPECT_EQ(run(outbox.purge_published(now_ms() + 1ms, 10)), 2);
     }
     std::filesystem::remove_all(dir);
 }
