@@ -36,8 +36,12 @@ flock 9
 if [ "$(cat "$home/libs/.complete" 2>/dev/null)" != "$version" ]; then
   echo "install-kafka: fetching kafka_2.13 $version from Maven Central" >&2
   rm -rf "$home/libs" "$home/kafka.jsa"
-  mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" -Dkafka.version="$version" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$home/libs" >&2
+  if ! mvn -B -f "$here/kafka/pom.xml" -Dkafka.version="$version" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$home/libs" >"$home/mvn.log" 2>&1; then
+    echo "install-kafka: mvn failed; the end of $home/mvn.log:" >&2
+    tail -n 30 "$home/mvn.log" >&2
+    exit 1
+  fi
   # The stamp goes last: a run cut short is redone, not taken for an install.
   echo "$version" >"$home/libs/.complete"
 fi
@@ -56,7 +60,8 @@ if [ ! -e "$home/kafka.jsa" ] || [ "$libjvm" -nt "$home/kafka.jsa" ]; then
     "$here/kafka-start.sh" "$tmp" 9>&-)"  # (the broker must not hold the lock)
   echo "k:v" | kcat -P -b "$bootstrap" -t cds -K: -X enable.idempotence=true 2>/dev/null
   kcat -C -b "$bootstrap" -t cds -o beginning -c 1 -e -q >/dev/null 2>&1 || true
-  "$here/kafka-stop.sh" "$tmp"
+  # Writing the archive takes the JVM 5-30 s on 2 busy cores: do not SIGKILL it after 30 s.
+  CONCERTD_KAFKA_STOP_TIMEOUT_SECONDS=300 "$here/kafka-stop.sh" "$tmp"
   if [ -s "$home/kafka.jsa.tmp" ]; then
     mv "$home/kafka.jsa.tmp" "$home/kafka.jsa"
   else

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops the broker scripts/kafka-start.sh started in DIR:
 #   scripts/kafka-stop.sh DIR [term|kill]
-# term (default): SIGTERM, Kafka's controlled shutdown, SIGKILL if it lingers past 30 s.
+# term (default): SIGTERM, Kafka's controlled shutdown, SIGKILL if it lingers past 30 s
+# (CONCERTD_KAFKA_STOP_TIMEOUT_SECONDS).
 # kill: SIGKILL at once, a crash (the next start recovers the logs).
 # A broker frozen with SIGSTOP is continued first, so it can act on the signal. Returns once
 # the process is gone, so a restart can bind the same ports. Does nothing when it is not running.
@@ -33,7 +34,10 @@ if alive; then
   else
     kill -TERM "$pid" 2>/dev/null || true
     kill -CONT "$pid" 2>/dev/null || true
-    for ((t = 0; t < 300; t++)); do alive || break; sleep 0.1; done
+    for ((t = 0; t < ${CONCERTD_KAFKA_STOP_TIMEOUT_SECONDS:-30} * 10; t++)); do
+      alive || break
+      sleep 0.1
+    done
     alive && kill -KILL "$pid" 2>/dev/null || true
   fi
   for ((t = 0; t < 100; t++)); do alive || break; sleep 0.1; done
