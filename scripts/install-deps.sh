@@ -5,7 +5,7 @@ packages=(
   clang-16 g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev
   libsqlite3-dev sqlite3 libpq-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev postgresql
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server librdkafka-dev
   python3-venv curl jq
 )
 missing=()

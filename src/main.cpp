@@ -15,11 +15,11 @@
 #include "adapters/http/ops_handlers.hpp"
 #include "adapters/http/router.hpp"
 #include "adapters/http/server.hpp"
-#include "adapters/memory/event_bus.hpp"
 #include "app/background_jobs.hpp"
 #include "wiring/backend.hpp"
 #include "wiring/config.hpp"
 #include "wiring/demo_data.hpp"
+#include "wiring/events.hpp"
 
 namespace {
 
@@ -38,7 +38,8 @@ int serve(const wiring::Config& config) {
     app::SystemClock clock;
     auto backend = wiring::open_backend(config, stats, clock);
     app::SalesLedgerConsumer ledger_consumer(*backend->ledger, stats);
-    memory::MemoryEventBus bus({&ledger_consumer});
+    wiring::Events events(config, {&ledger_consumer}, stats);
+    for (auto& dependency : events.dependencies()) backend->dependencies.push_back(dependency);
 
     app::ServiceSettings settings;
     settings.hold_duration = std::chrono::seconds(config.hold_seconds);
@@ -99,8 +100,9 @@ int serve(const wiring::Config& config) {
 
     app::JobIntervals intervals;
     intervals.outbox_retention = std::chrono::seconds(config.outbox_retention_seconds);
-    app::BackgroundJobs jobs(ports, *backend->outbox, bus, intervals);
+    app::BackgroundJobs jobs(ports, *backend->outbox, events.bus(), intervals);
     jobs.start(background->get_executor());
+    events.start(background->get_executor());
 
     spdlog::info("concertd serving: database {}, strategies seat={} points={} payment={}",
                  config.database_url,
@@ -116,6 +118,7 @@ int serve(const wiring::Config& config) {
     for (int waited_ms = 0; jobs.running() > 0 && waited_ms < 5000; waited_ms += 10) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    events.stop();  // its consumers' effects run on the background thread
     stop_background();
     backend->quiesce();
     server.reset();

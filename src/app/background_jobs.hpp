@@ -69,6 +69,9 @@ class SalesLedgerConsumer final : public EventConsumer {
 public:
     SalesLedgerConsumer(SalesLedgerStore& store, AppStats& stats) : store_(store), stats_(stats) {}
     std::string_view name() const override { return "sales_ledger"; }
+    std::vector<std::string_view> event_types() const override {
+        return {event_type::kPaymentCompleted};
+    }
     Task<void> consume(const Event& event) override;
 
 private:

@@ -26,6 +26,7 @@ struct AppStats {
     Counter lock_timeouts;
     Counter events_published;
     Counter events_consumed;
+    Counter events_dead_lettered;   // poison events sent to the dead-letter topic
     Counter cache_hits;
     Counter cache_misses;
     Counter tokens_issued;

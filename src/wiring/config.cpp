@@ -12,6 +12,25 @@ namespace concertd::wiring {
 
 namespace {
 
+// host:port[,host:port…], each port 1..65535.
+bool is_broker_list(std::string_view text) {
+    while (!text.empty()) {
+        const auto comma = text.find(',');
+        const auto broker = text.substr(0, comma);
+        const auto colon = broker.rfind(':');
+        if (colon == std::string_view::npos || colon == 0) return false;
+        const auto port = broker.substr(colon + 1);
+        int value = 0;
+        const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
+        if (error != std::errc() || end != port.data() + port.size() || value < 1 || value > 65535) {
+            return false;
+        }
+        if (comma == std::string_view::npos) return true;
+        text.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
 std::int64_t parse_integer(const std::string& name, const std::string& text, std::int64_t min,
                            std::int64_t max) {
     std::int64_t value = 0;
@@ -98,7 +117,10 @@ Config parse_config(const std::map<std::string, std::string>& values) {
         config.redis_url = *v;
     }
     if (auto v = get("CONCERTD_KAFKA_BROKERS"); v && !v->empty()) {
-        throw ConfigError("CONCERTD_KAFKA_BROKERS: the Kafka bus is not built into this version");
+        if (!is_broker_list(*v)) {
+            throw ConfigError("CONCERTD_KAFKA_BROKERS must be host:port[,host:port…], got '" + *v + "'");
+        }
+        config.kafka_brokers = *v;
     }
     if (auto v = get("CONCERTD_ADMIN_KEY"); v && !v->empty()) config.admin_key = *v;
     if (auto v = get("CONCERTD_DEMO_DATA")) config.demo_data = parse_bool("CONCERTD_DEMO_DATA", *v);

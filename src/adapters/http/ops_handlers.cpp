@@ -69,10 +69,15 @@ awaitable<Response> OpsHandlers::readyz(const Request&, const RouteParams&) {
         checks[name] = up ? "up" : "down";
         all_up = all_up && up;
     }
-    if (all_up) {
-        co_return json_response(200, boost::json::object{{"status", "ready"}, {"checks", checks}});
+    boost::json::object body{{"status", all_up ? "ready" : "unavailable"}, {"checks", checks}};
+    try {
+        // The relay's lag: events a broker outage keeps in the outbox (they drain when it is back).
+        body["outboxUnpublished"] = co_await sources_.outbox.unpublished_count();
+    } catch (const std::exception&) {
+        // The database is down: its check already says so.
     }
-    auto response = json_response(503, boost::json::object{{"status", "unavailable"}, {"checks", checks}});
+    if (all_up) co_return json_response(200, body);
+    auto response = json_response(503, body);
     response.headers.emplace_back("Retry-After", "1");
     co_return response;
 }
@@ -92,6 +97,7 @@ awaitable<Response> OpsHandlers::metrics(const Request&, const RouteParams&) {
     append_counter(out, "concertd_lock_timeouts_total", "Distributed-lock waits that ran out.", s.lock_timeouts.get());
     append_counter(out, "concertd_events_published_total", "Outbox events relayed to the bus.", s.events_published.get());
     append_counter(out, "concertd_events_consumed_total", "Events the sales ledger acted on.", s.events_consumed.get());
+    append_counter(out, "concertd_events_dead_lettered_total", "Events a consumer gave up on (Kafka: sent to the dead-letter topic).", s.events_dead_lettered.get());
     append_counter(out, "concertd_cache_hits_total", "Catalog cache hits.", s.cache_hits.get());
     append_counter(out, "concertd_cache_misses_total", "Catalog cache misses.", s.cache_misses.get());
     append_counter(out, "concertd_queue_tokens_issued_total", "Queue tokens issued.", s.tokens_issued.get());

@@ -14,6 +14,8 @@ class EventConsumer {
 public:
     virtual ~EventConsumer() = default;
     virtual std::string_view name() const = 0;
+    // The event types it acts on; a bus may deliver others too, and the consumer ignores them.
+    virtual std::vector<std::string_view> event_types() const = 0;
     // Must be idempotent per event id; throws to have the event delivered again.
     virtual boost::asio::awaitable<void> consume(const domain::Event& event) = 0;
 };

@@ -21,6 +21,7 @@ public:
         : name_(std::move(name)), log_(log), fail_on_(std::move(fail_on)) {}
 
     std::string_view name() const override { return name_; }
+    std::vector<std::string_view> event_types() const override { return {"test.event"}; }
     boost::asio::awaitable<void> consume(const domain::Event& event) override {
         if (event.event_id == fail_on_) {
             throw std::runtime_error("consumer down");
