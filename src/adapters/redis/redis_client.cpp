@@ -4,7 +4,6 @@
 
 #include <array>
 #include <atomic>
-#include <bit>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -28,6 +27,7 @@
 #include <utility>
 
 #include "adapters/redis/detail/hiredis_codec.hpp"
+#include "adapters/redis/detail/sha1.hpp"
 #include "domain/outcome.hpp"
 
 namespace concertd::redis {
@@ -43,61 +43,14 @@ constexpr std::size_t kReadChunkBytes = 16 * 1024;
 // A burst can grow the write buffers; give the memory back past this size.
 constexpr std::size_t kBufferKeepBytes = 1024 * 1024;
 
-// FIPS 180-4 SHA-1, as Redis names scripts by it. Small inputs only (Lua sources).
+// Redis names a script by the SHA-1 of its source, in hex.
 std::string sha1_hex(std::string_view data) {
-    std::array<std::uint32_t, 5> h{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-    std::string message(data);
-    message += static_cast<char>(0x80);
-    while (message.size() % 64 != 56) message += '\0';
-    const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
-    for (int shift = 56; shift >= 0; shift -= 8) message += static_cast<char>(bits >> shift);
-
-    std::array<std::uint32_t, 80> w{};
-    for (std::size_t block = 0; block < message.size(); block += 64) {
-        for (std::size_t i = 0; i < 16; ++i) {
-            w[i] = 0;
-            for (std::size_t j = 0; j < 4; ++j) {
-                w[i] = (w[i] << 8) | static_cast<unsigned char>(message[block + 4 * i + j]);
-            }
-        }
-        for (std::size_t i = 16; i < 80; ++i) {
-            w[i] = std::rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-        }
-        auto [a, b, c, d, e] = h;
-        for (std::size_t i = 0; i < 80; ++i) {
-            std::uint32_t f = 0;
-            std::uint32_t k = 0;
-            if (i < 20) {
-                f = (b & c) | (~b & d);
-                k = 0x5A827999;
-            } else if (i < 40) {
-                f = b ^ c ^ d;
-                k = 0x6ED9EBA1;
-            } else if (i < 60) {
-                f = (b & c) | (b & d) | (c & d);
-                k = 0x8F1BBCDC;
-            } else {
-                f = b ^ c ^ d;
-                k = 0xCA62C1D6;
-            }
-            const std::uint32_t next = std::rotl(a, 5) + f + e + k + w[i];
-            e = d;
-            d = c;
-            c = std::rotl(b, 30);
-            b = a;
-            a = next;
-        }
-        h[0] += a;
-        h[1] += b;
-        h[2] += c;
-        h[3] += d;
-        h[4] += e;
-    }
     static constexpr char kHex[] = "0123456789abcdef";
     std::string hex;
     hex.reserve(40);
-    for (std::uint32_t word : h) {
-        for (int shift = 28; shift >= 0; shift -= 4) hex += kHex[(word >> shift) & 0xF];
+    for (unsigned char byte : detail::sha1(data)) {
+        hex += kHex[byte >> 4];
+        hex += kHex[byte & 0xF];
     }
     return hex;
 }
