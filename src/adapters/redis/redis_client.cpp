@@ -22,11 +22,13 @@
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
 
 #include "adapters/redis/detail/hiredis_codec.hpp"
+#include "adapters/redis/detail/resp_writer.hpp"
 #include "adapters/redis/detail/sha1.hpp"
 #include "domain/outcome.hpp"
 
@@ -70,10 +72,35 @@ struct Request {
 
     asio::steady_timer timer;
     std::size_t expected = 0;  // replies
-    std::vector<RedisReply> replies;
+    std::size_t received = 0;
+    RedisReply first;               // a single command's reply needs no vector
+    std::vector<RedisReply> rest;   // a pipeline's later replies
     std::string failure;  // set with done when the connection was reset
     bool done = false;
     bool is_select = false;  // our SELECT ahead of the first command; nobody waits for it
+};
+
+// The vector API's strings as views, without a heap allocation for the usual few.
+class Views {
+public:
+    explicit Views(const std::vector<std::string>& strings) {
+        std::string_view* out = inline_.data();
+        if (strings.size() > inline_.size()) {
+            heap_.resize(strings.size());
+            out = heap_.data();
+        }
+        for (std::size_t i = 0; i < strings.size(); ++i) out[i] = strings[i];
+        span_ = {out, strings.size()};
+    }
+    Views(const Views&) = delete;  // span_ points into this object
+    Views& operator=(const Views&) = delete;
+
+    std::span<const std::string_view> span() const { return span_; }
+
+private:
+    std::array<std::string_view, 16> inline_;
+    std::vector<std::string_view> heap_;
+    std::span<const std::string_view> span_;
 };
 
 }  // namespace
@@ -98,37 +125,49 @@ public:
     const asio::any_io_executor& executor() const { return executor_; }
     bool closed() const { return closed_; }
 
-    // Queues the commands and waits for their replies (or the reset of the connection).
-    asio::awaitable<std::vector<RedisReply>> execute(
-        std::vector<std::vector<std::string>> commands) {
-        // Nothing below suspends until the wait, so the order of pending_ is the order of the
-        // bytes in write_buffer_ even with many callers on this thread.
+    // Queues a request for `replies` replies whose commands `encode(std::string&)` appends
+    // to the write buffer, and arms its timeout; the caller then waits on request->timer and
+    // calls finish(). Nothing here suspends, so the order of pending_ is the order of the bytes
+    // in write_buffer_ even with many callers on this thread. Callers reject empty commands
+    // first: an encoder may only throw std::bad_alloc (the buffer is then restored).
+    template <class Encode>
+    std::shared_ptr<Request> submit(std::size_t replies, const Encode& encode) {
+        assert(replies > 0);
         if (closed_) throw DependencyUnavailable("redis: connection was reset");
-        std::string bytes;
-        for (const auto& argv : commands) detail::format_command_argv(argv, bytes);
-        if (replies_pending_ + commands.size() > options_->pending_max) {
+        if (replies_pending_ + replies > options_->pending_max) {
             throw DependencyUnavailable("redis: overloaded");
         }
         if (phase_ == Phase::kIdle) start_connect();
-
         auto request = std::make_shared<Request>(executor_);
-        request->expected = commands.size();
-        enqueue(request, bytes);
+        request->expected = replies;
+        request->rest.reserve(replies - 1);
+        const std::size_t before = write_buffer_.size();
+        try {
+            encode(write_buffer_);
+        } catch (...) {
+            write_buffer_.resize(before);
+            throw;
+        }
+        push(request);
         if (phase_ == Phase::kConnected) writer_wake_.cancel();
-
         request->timer.expires_after(options_->command_timeout);
-        auto [ec] = co_await request->timer.async_wait(kUseTuple);
-        if (!request->done) {
+        return request;
+    }
+
+    // After the caller's wait on request.timer ended with `ec`: returns when every reply is
+    // there, else throws DependencyUnavailable (reset, or the timeout, which resets the
+    // connection: the reply order is unknown from here on) or the caller's own cancellation.
+    void finish(const Request& request, boost::system::error_code ec) {
+        if (!request.done) {
             // Aborted without done: the caller's own cancellation (the reply, if it comes, is
-            // dropped). Otherwise the timeout: the reply order is unknown from here on.
+            // dropped). Otherwise the timeout.
             if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
             close("redis: no reply within " + std::to_string(options_->command_timeout.count()) +
                   " ms");
         }
-        assert(request->done);
-        if (!request->failure.empty()) throw DependencyUnavailable(request->failure);
-        assert(request->replies.size() == request->expected);
-        co_return std::move(request->replies);
+        assert(request.done);
+        if (!request.failure.empty()) throw DependencyUnavailable(request.failure);
+        assert(request.received == request.expected);
     }
 
     // Closes the socket and fails every command in flight with `reason`. Idempotent.
@@ -164,8 +203,8 @@ public:
 private:
     enum class Phase { kIdle, kConnecting, kConnected, kClosed };
 
-    void enqueue(const std::shared_ptr<Request>& request, std::string_view bytes) {
-        write_buffer_ += bytes;
+    // Its bytes are already in write_buffer_.
+    void push(const std::shared_ptr<Request>& request) {
         pending_.push_back(request);
         replies_pending_ += request->expected;
     }
@@ -178,9 +217,10 @@ private:
             auto select = std::make_shared<Request>(executor_);
             select->expected = 1;
             select->is_select = true;
-            std::string bytes;
-            detail::format_command_argv({"SELECT", std::to_string(options_->database)}, bytes);
-            enqueue(select, bytes);
+            const std::string database = std::to_string(options_->database);
+            const std::string_view parts[] = {"SELECT", database};
+            detail::append_command(write_buffer_, parts);
+            push(select);
         }
         connect_timer_.expires_after(options_->connect_timeout);
         connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
@@ -295,16 +335,21 @@ private:
             return;
         }
         Request& front = *pending_.front();
-        front.replies.push_back(std::move(reply));
+        if (front.received == 0) {
+            front.first = std::move(reply);
+        } else {
+            front.rest.push_back(std::move(reply));
+        }
+        ++front.received;
         assert(replies_pending_ > 0);
         --replies_pending_;
-        if (front.replies.size() < front.expected) return;
+        if (front.received < front.expected) return;
         std::shared_ptr<Request> finished = std::move(pending_.front());
         pending_.pop_front();
         if (finished->is_select) {
-            if (finished->replies.front().is_error()) {
+            if (finished->first.is_error()) {
                 close("redis: SELECT " + std::to_string(options_->database) +
-                      " failed: " + finished->replies.front().text);
+                      " failed: " + finished->first.text);
             }
             return;
         }
@@ -454,42 +499,66 @@ RedisClient::~RedisClient() {
 // The public calls touch the client only before their first suspension: a call still waiting
 // when the client is destroyed resumes on its link alone.
 boost::asio::awaitable<RedisReply> RedisClient::command(std::vector<std::string> argv) {
-    std::vector<std::vector<std::string>> commands;
-    commands.push_back(std::move(argv));
-    std::vector<RedisReply> replies = co_await pipeline(std::move(commands));
-    co_return std::move(replies.front());
+    if (argv.empty()) throw std::invalid_argument("redis: empty command");
+    const Views parts(argv);
+    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
+    auto request = link->submit(1, [&](std::string& out) {
+        detail::append_command(out, parts.span());
+    });
+    auto [ec] = co_await request->timer.async_wait(kUseTuple);
+    link->finish(*request, ec);
+    co_return std::move(request->first);
 }
 
 boost::asio::awaitable<std::vector<RedisReply>> RedisClient::pipeline(
     std::vector<std::vector<std::string>> commands) {
-    if (commands.empty()) co_return std::vector<RedisReply>{};
+    std::vector<RedisReply> replies;
+    if (commands.empty()) co_return replies;
+    for (const auto& argv : commands) {
+        if (argv.empty()) throw std::invalid_argument("redis: empty command");
+    }
     std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
-    co_return co_await link->execute(std::move(commands));
+    auto request = link->submit(commands.size(), [&](std::string& out) {
+        for (const auto& argv : commands) {
+            const Views parts(argv);
+            detail::append_command(out, parts.span());
+        }
+    });
+    auto [ec] = co_await request->timer.async_wait(kUseTuple);
+    link->finish(*request, ec);
+    replies.reserve(commands.size());
+    replies.push_back(std::move(request->first));
+    for (auto& reply : request->rest) replies.push_back(std::move(reply));
+    co_return replies;
 }
 
 boost::asio::awaitable<RedisReply> RedisClient::eval(const RedisScript& script,
                                                      std::vector<std::string> keys,
                                                      std::vector<std::string> args) {
-    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
-    std::string source = script.source;  // the script may be a temporary of the caller
-    std::vector<std::string> argv;
-    argv.reserve(3 + keys.size() + args.size());
-    argv.emplace_back("EVALSHA");
-    argv.push_back(script.sha1);
-    argv.push_back(std::to_string(keys.size()));
-    for (auto& key : keys) argv.push_back(std::move(key));
-    for (auto& arg : args) argv.push_back(std::move(arg));
+    const Views key_views(keys);
+    const Views arg_views(args);
+    co_return co_await eval_views(script, key_views.span(), arg_views.span());
+}
 
-    std::vector<std::vector<std::string>> commands{argv};
-    RedisReply reply = std::move((co_await link->execute(std::move(commands))).front());
-    if (reply.is_error() && reply.text.starts_with("NOSCRIPT")) {
+boost::asio::awaitable<RedisReply> RedisClient::eval_views(const RedisScript& script,
+                                                           std::span<const std::string_view> keys,
+                                                           std::span<const std::string_view> args) {
+    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
+    const auto send = [&](std::string_view verb, std::string_view body) {
+        return link->submit(1, [&](std::string& out) {
+            detail::append_script_call(out, verb, body, keys, args);
+        });
+    };
+    auto request = send("EVALSHA", script.sha1);
+    auto [ec] = co_await request->timer.async_wait(kUseTuple);
+    link->finish(*request, ec);
+    if (request->first.is_error() && request->first.text.starts_with("NOSCRIPT")) {
         // EVAL also loads the script into Redis' cache: the next EVALSHA finds it.
-        argv[0] = "EVAL";
-        argv[1] = std::move(source);
-        commands = {std::move(argv)};
-        reply = std::move((co_await link->execute(std::move(commands))).front());
+        request = send("EVAL", script.source);
+        auto [eval_ec] = co_await request->timer.async_wait(kUseTuple);
+        link->finish(*request, eval_ec);
     }
-    co_return reply;
+    co_return std::move(request->first);
 }
 
 boost::asio::awaitable<bool> RedisClient::ping() {
