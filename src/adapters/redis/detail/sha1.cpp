@@ -2,20 +2,37 @@
 
 #include <bit>
 #include <cstring>
+#include <utility>
 
 namespace concertd::redis::detail {
 
 namespace {
 
-// One round; the message schedule is kept in a 16-word ring (w[i & 15]).
-template <class F>
-inline void sha1_round(std::uint32_t (&w)[16], std::size_t i, std::uint32_t& a, std::uint32_t& b,
-                       std::uint32_t& c, std::uint32_t& d, std::uint32_t& e, F f,
-                       std::uint32_t k) {
-    if (i >= 16) {
-        w[i & 15] = std::rotl(w[(i - 3) & 15] ^ w[(i - 8) & 15] ^ w[(i - 14) & 15] ^ w[i & 15], 1);
+// Round I, with I known at compile time: the ring indexes, the function and the constant fold
+// away. The message schedule is kept in a 16-word ring (w[I % 16]).
+template <std::size_t I>
+[[gnu::always_inline]] inline void sha1_round(std::uint32_t (&w)[16], std::uint32_t& a,
+                                              std::uint32_t& b, std::uint32_t& c,
+                                              std::uint32_t& d, std::uint32_t& e) {
+    if constexpr (I >= 16) {
+        w[I % 16] = std::rotl(w[(I - 3) % 16] ^ w[(I - 8) % 16] ^ w[(I - 14) % 16] ^ w[I % 16], 1);
     }
-    const std::uint32_t next = std::rotl(a, 5) + f(b, c, d) + e + k + w[i & 15];
+    std::uint32_t f = 0;
+    std::uint32_t k = 0;
+    if constexpr (I < 20) {
+        f = (b & c) | (~b & d);
+        k = 0x5A827999;
+    } else if constexpr (I < 40) {
+        f = b ^ c ^ d;
+        k = 0x6ED9EBA1;
+    } else if constexpr (I < 60) {
+        f = (b & c) | (b & d) | (c & d);
+        k = 0x8F1BBCDC;
+    } else {
+        f = b ^ c ^ d;
+        k = 0xCA62C1D6;
+    }
+    const std::uint32_t next = std::rotl(a, 5) + f + e + k + w[I % 16];
     e = d;
     d = c;
     c = std::rotl(b, 30);
@@ -23,29 +40,25 @@ inline void sha1_round(std::uint32_t (&w)[16], std::size_t i, std::uint32_t& a, 
     a = next;
 }
 
+template <std::size_t... I>
+[[gnu::always_inline]] inline void sha1_rounds(std::index_sequence<I...>, std::uint32_t (&w)[16],
+                                               std::uint32_t& a, std::uint32_t& b,
+                                               std::uint32_t& c, std::uint32_t& d,
+                                               std::uint32_t& e) {
+    (sha1_round<I>(w, a, b, c, d, e), ...);
+}
+
 }  // namespace
 
-// Four loops of 20 rounds, one function and constant each: no branch per round (the token MAC
-// runs two blocks on every request that carries a token).
+// The 80 rounds unrolled (the token MAC runs two blocks on every request that carries a token).
 void sha1_compress(Sha1State& state, const unsigned char* block) {
     std::uint32_t w[16];
     for (std::size_t i = 0; i < 16; ++i) {
         w[i] = std::uint32_t{block[4 * i]} << 24 | std::uint32_t{block[4 * i + 1]} << 16 |
                std::uint32_t{block[4 * i + 2]} << 8 | std::uint32_t{block[4 * i + 3]};
     }
-    auto [a, b, c, d, e] = state;
-    const auto choose = [](std::uint32_t x, std::uint32_t y, std::uint32_t z) {
-        return (x & y) | (~x & z);
-    };
-    const auto parity = [](std::uint32_t x, std::uint32_t y, std::uint32_t z) { return x ^ y ^ z; };
-    const auto majority = [](std::uint32_t x, std::uint32_t y, std::uint32_t z) {
-        return (x & y) | (x & z) | (y & z);
-    };
-    std::size_t i = 0;
-    for (; i < 20; ++i) sha1_round(w, i, a, b, c, d, e, choose, 0x5A827999);
-    for (; i < 40; ++i) sha1_round(w, i, a, b, c, d, e, parity, 0x6ED9EBA1);
-    for (; i < 60; ++i) sha1_round(w, i, a, b, c, d, e, majority, 0x8F1BBCDC);
-    for (; i < 80; ++i) sha1_round(w, i, a, b, c, d, e, parity, 0xCA62C1D6);
+    std::uint32_t a = state[0], b = state[1], c = state[2], d = state[3], e = state[4];
+    sha1_rounds(std::make_index_sequence<80>{}, w, a, b, c, d, e);
     state[0] += a;
     state[1] += b;
     state[2] += c;
