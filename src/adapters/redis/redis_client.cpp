@@ -4,7 +4,11 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -66,11 +70,16 @@ struct Shared {
     std::atomic<bool> failing{false};
 };
 
-// A caller's place in the connection's FIFO: it sleeps on `timer` until `done`.
-struct Request {
-    explicit Request(const asio::any_io_executor& executor) : timer(executor) {}
+using Clock = std::chrono::steady_clock;
+// The completion handler of a caller asleep in wait().
+using Waiter = asio::any_completion_handler<void(boost::system::error_code)>;
 
-    asio::steady_timer timer;
+// A caller's place in the connection's FIFO: it sleeps in `waiter` until `done`. The deadline
+// is watched by its link's one sweep timer, not by a timer of its own.
+struct Request {
+    Waiter waiter;                      // set while the caller sleeps
+    asio::any_io_executor waiter_executor;  // where it wakes up
+    Clock::time_point deadline;
     std::size_t expected = 0;  // replies
     std::size_t received = 0;
     RedisReply first;               // a single command's reply needs no vector
@@ -103,11 +112,58 @@ private:
     std::span<const std::string_view> span_;
 };
 
+// Wakes the request's caller (if asleep) through its executor, never inline: the caller must not
+// run inside the reader's or close()'s loop. Disarms its cancellation first, unless called from
+// that cancellation handler itself.
+void wake(Request& request, boost::system::error_code ec, bool clear_slot = true) {
+    if (!request.waiter) return;
+    Waiter waiter;
+    waiter.swap(request.waiter);  // not operator=: Boost 1.81's move assignment does not compile
+    if (auto slot = waiter.get_cancellation_slot(); clear_slot && slot.is_connected()) {
+        slot.clear();
+    }
+    asio::post(request.waiter_executor,
+               [waiter = std::move(waiter), ec]() mutable { waiter(ec); });
+}
+
+// co_await wait(request): until the request is done (replies, or its connection reset) or the
+// caller's coroutine is cancelled (its replies, if they come, are then dropped). Then finish().
+auto wait(std::shared_ptr<Request> request) {
+    return asio::async_initiate<decltype(kUseTuple), void(boost::system::error_code)>(
+        [](auto handler, std::shared_ptr<Request> request) {
+            request->waiter_executor = asio::get_associated_executor(handler);
+            Waiter waiter(std::move(handler));
+            request->waiter.swap(waiter);
+            if (request->done) {
+                wake(*request, {});
+                return;
+            }
+            if (auto slot = request->waiter.get_cancellation_slot(); slot.is_connected()) {
+                slot.assign([weak = std::weak_ptr<Request>(request)](asio::cancellation_type) {
+                    if (auto cancelled = weak.lock()) {
+                        wake(*cancelled, asio::error::operation_aborted, false);
+                    }
+                });
+            }
+        },
+        kUseTuple, std::move(request));
+}
+
+// After wait(): returns when every reply is there, else throws DependencyUnavailable (the
+// connection was reset, by a timeout too) or the caller's own cancellation.
+void finish(const Request& request, boost::system::error_code ec) {
+    if (!request.done) {
+        throw boost::system::system_error(ec ? ec : make_error_code(asio::error::operation_aborted));
+    }
+    if (!request.failure.empty()) throw DependencyUnavailable(request.failure);
+    assert(request.received == request.expected);
+}
+
 }  // namespace
 
 // One TCP connection and everything riding on it, touched only on its io_context's thread.
-// Owned by the coroutines working on it (connect + writer, reader, waiting callers) and by
-// handlers queued on that io_context, never by the client (it keeps a weak_ptr): so it is
+// Owned by the coroutines working on it (connect + writer, reader) and by handlers queued on
+// that io_context, never by the client (it keeps a weak_ptr) nor by sleeping callers: so it is
 // destroyed at the latest while its io_context shuts down, when Asio's services still exist.
 // After close() it is dead for good; the client opens a new Link for the next call.
 class Link : public std::enable_shared_from_this<Link> {
@@ -120,16 +176,23 @@ public:
           resolver_(executor_),
           connect_timer_(executor_),
           writer_wake_(executor_),
+          deadline_timer_(executor_),
           read_buffer_(kReadChunkBytes) {}
+
+    // With calls in flight only when its io_context shuts down. A sleeping caller's frame owns
+    // its Request, which owns the caller's handler: drop the handlers, or that cycle leaks.
+    ~Link() {
+        for (const auto& request : pending_) Waiter().swap(request->waiter);
+    }
 
     const asio::any_io_executor& executor() const { return executor_; }
     bool closed() const { return closed_; }
 
     // Queues a request for `replies` replies whose commands `encode(std::string&)` appends
-    // to the write buffer, and arms its timeout; the caller then waits on request->timer and
-    // calls finish(). Nothing here suspends, so the order of pending_ is the order of the bytes
-    // in write_buffer_ even with many callers on this thread. Callers reject empty commands
-    // first: an encoder may only throw std::bad_alloc (the buffer is then restored).
+    // to the write buffer; the caller then co_awaits wait(request) and calls finish(). Nothing
+    // here suspends, so the order of pending_ is the order of the bytes in write_buffer_ even
+    // with many callers on this thread. Callers reject empty commands first: an encoder may
+    // only throw std::bad_alloc (the buffer is then restored).
     template <class Encode>
     std::shared_ptr<Request> submit(std::size_t replies, const Encode& encode) {
         assert(replies > 0);
@@ -138,7 +201,7 @@ public:
             throw DependencyUnavailable("redis: overloaded");
         }
         if (phase_ == Phase::kIdle) start_connect();
-        auto request = std::make_shared<Request>(executor_);
+        auto request = std::make_shared<Request>();
         request->expected = replies;
         request->rest.reserve(replies - 1);
         const std::size_t before = write_buffer_.size();
@@ -149,25 +212,11 @@ public:
             throw;
         }
         push(request);
-        if (phase_ == Phase::kConnected) writer_wake_.cancel();
-        request->timer.expires_after(options_->command_timeout);
-        return request;
-    }
-
-    // After the caller's wait on request.timer ended with `ec`: returns when every reply is
-    // there, else throws DependencyUnavailable (reset, or the timeout, which resets the
-    // connection: the reply order is unknown from here on) or the caller's own cancellation.
-    void finish(const Request& request, boost::system::error_code ec) {
-        if (!request.done) {
-            // Aborted without done: the caller's own cancellation (the reply, if it comes, is
-            // dropped). Otherwise the timeout.
-            if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
-            close("redis: no reply within " + std::to_string(options_->command_timeout.count()) +
-                  " ms");
+        if (writer_parked_) {
+            writer_parked_ = false;
+            writer_wake_.cancel();
         }
-        assert(request.done);
-        if (!request.failure.empty()) throw DependencyUnavailable(request.failure);
-        assert(request.received == request.expected);
+        return request;
     }
 
     // Closes the socket and fails every command in flight with `reason`. Idempotent.
@@ -189,6 +238,7 @@ public:
         resolver_.cancel();
         connect_timer_.cancel();
         writer_wake_.cancel();
+        deadline_timer_.cancel();
         std::string().swap(write_buffer_);
         auto failed = std::move(pending_);
         pending_.clear();
@@ -196,17 +246,41 @@ public:
         for (const auto& request : failed) {
             request->failure = reason;
             request->done = true;
-            request->timer.cancel();
+            wake(*request, {});
         }
     }
 
 private:
     enum class Phase { kIdle, kConnecting, kConnected, kClosed };
 
-    // Its bytes are already in write_buffer_.
+    // Its bytes are already in write_buffer_. Its deadline is command_timeout from now.
     void push(const std::shared_ptr<Request>& request) {
+        request->deadline = Clock::now() + options_->command_timeout;
         pending_.push_back(request);
         replies_pending_ += request->expected;
+        arm_deadline();
+    }
+
+    // One timer per connection for every call's timeout. Deadlines grow along pending_ (one
+    // timeout, a steady clock, FIFO), so only the oldest request's can be due: the timer waits
+    // for it, and when it fires either that request is still unanswered (the connection is
+    // reset, as a per-call timer would have done) or it waits again for the new oldest one.
+    void arm_deadline() {
+        if (deadline_armed_ || pending_.empty() || closed_) return;
+        deadline_armed_ = true;
+        deadline_timer_.expires_at(pending_.front()->deadline);
+        deadline_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (!self) return;
+            self->deadline_armed_ = false;
+            if (ec || self->closed_) return;
+            if (!self->pending_.empty() && self->pending_.front()->deadline <= Clock::now()) {
+                self->close("redis: no reply within " +
+                            std::to_string(self->options_->command_timeout.count()) + " ms");
+                return;
+            }
+            self->arm_deadline();
+        });
     }
 
     void start_connect() {
@@ -214,7 +288,7 @@ private:
         phase_ = Phase::kConnecting;
         if (options_->database != 0) {
             // Ahead of every caller's command, so they all run in the chosen database.
-            auto select = std::make_shared<Request>(executor_);
+            auto select = std::make_shared<Request>();
             select->expected = 1;
             select->is_select = true;
             const std::string database = std::to_string(options_->database);
@@ -283,7 +357,9 @@ private:
         while (!closed_) {
             if (write_buffer_.empty()) {
                 writer_wake_.expires_at(asio::steady_timer::time_point::max());
+                writer_parked_ = true;
                 co_await writer_wake_.async_wait(kUseTuple);  // cancel() is the wake-up
+                writer_parked_ = false;
                 continue;
             }
             writing_.clear();
@@ -354,7 +430,7 @@ private:
             return;
         }
         finished->done = true;
-        finished->timer.cancel();
+        wake(*finished, {});
     }
 
     asio::any_io_executor executor_;
@@ -364,8 +440,11 @@ private:
     tcp::resolver resolver_;
     asio::steady_timer connect_timer_;
     asio::steady_timer writer_wake_;
+    asio::steady_timer deadline_timer_;
     Phase phase_ = Phase::kIdle;
     bool closed_ = false;
+    bool writer_parked_ = false;   // in writer_wake_.async_wait: wake it by cancel()
+    bool deadline_armed_ = false;  // deadline_timer_ waits for pending_.front()
     std::string write_buffer_;  // encoded commands not yet handed to the socket
     std::string writing_;       // the batch being written
     std::deque<std::shared_ptr<Request>> pending_;  // written or queued, replies outstanding
@@ -497,16 +576,18 @@ RedisClient::~RedisClient() {
 }
 
 // The public calls touch the client only before their first suspension: a call still waiting
-// when the client is destroyed resumes on its link alone.
+// when the client is destroyed resumes on its link alone. They hold the link only until the
+// command is queued: a sleeping caller must not own it (see ~Link); its reader and writer keep
+// it alive while it has work.
 boost::asio::awaitable<RedisReply> RedisClient::command(std::vector<std::string> argv) {
     if (argv.empty()) throw std::invalid_argument("redis: empty command");
     const Views parts(argv);
-    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
-    auto request = link->submit(1, [&](std::string& out) {
-        detail::append_command(out, parts.span());
-    });
-    auto [ec] = co_await request->timer.async_wait(kUseTuple);
-    link->finish(*request, ec);
+    auto request = state_->link_for(co_await asio::this_coro::executor)
+                       ->submit(1, [&](std::string& out) {
+                           detail::append_command(out, parts.span());
+                       });
+    auto [ec] = co_await wait(request);
+    finish(*request, ec);
     co_return std::move(request->first);
 }
 
@@ -517,15 +598,15 @@ boost::asio::awaitable<std::vector<RedisReply>> RedisClient::pipeline(
     for (const auto& argv : commands) {
         if (argv.empty()) throw std::invalid_argument("redis: empty command");
     }
-    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
-    auto request = link->submit(commands.size(), [&](std::string& out) {
-        for (const auto& argv : commands) {
-            const Views parts(argv);
-            detail::append_command(out, parts.span());
-        }
-    });
-    auto [ec] = co_await request->timer.async_wait(kUseTuple);
-    link->finish(*request, ec);
+    auto request = state_->link_for(co_await asio::this_coro::executor)
+                       ->submit(commands.size(), [&](std::string& out) {
+                           for (const auto& argv : commands) {
+                               const Views parts(argv);
+                               detail::append_command(out, parts.span());
+                           }
+                       });
+    auto [ec] = co_await wait(request);
+    finish(*request, ec);
     replies.reserve(commands.size());
     replies.push_back(std::move(request->first));
     for (auto& reply : request->rest) replies.push_back(std::move(reply));
@@ -543,20 +624,28 @@ boost::asio::awaitable<RedisReply> RedisClient::eval(const RedisScript& script,
 boost::asio::awaitable<RedisReply> RedisClient::eval_views(const RedisScript& script,
                                                            std::span<const std::string_view> keys,
                                                            std::span<const std::string_view> args) {
-    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
-    const auto send = [&](std::string_view verb, std::string_view body) {
-        return link->submit(1, [&](std::string& out) {
+    std::weak_ptr<Link> weak;
+    const auto send = [&](Link& link, std::string_view verb, std::string_view body) {
+        return link.submit(1, [&](std::string& out) {
             detail::append_script_call(out, verb, body, keys, args);
         });
     };
-    auto request = send("EVALSHA", script.sha1);
-    auto [ec] = co_await request->timer.async_wait(kUseTuple);
-    link->finish(*request, ec);
+    std::shared_ptr<Request> request;
+    {
+        std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
+        request = send(*link, "EVALSHA", script.sha1);
+        weak = link;
+    }
+    auto [ec] = co_await wait(request);
+    finish(*request, ec);
     if (request->first.is_error() && request->first.text.starts_with("NOSCRIPT")) {
         // EVAL also loads the script into Redis' cache: the next EVALSHA finds it.
-        request = send("EVAL", script.source);
-        auto [eval_ec] = co_await request->timer.async_wait(kUseTuple);
-        link->finish(*request, eval_ec);
+        std::shared_ptr<Link> link = weak.lock();
+        if (!link) throw DependencyUnavailable("redis: connection was reset");
+        request = send(*link, "EVAL", script.source);
+        link.reset();
+        auto [eval_ec] = co_await wait(request);
+        finish(*request, eval_ec);
     }
     co_return std::move(request->first);
 }
