@@ -153,7 +153,8 @@ auto wait(std::shared_ptr<Request> request) {
 // connection was reset, by a timeout too) or the caller's own cancellation.
 void finish(const Request& request, boost::system::error_code ec) {
     if (!request.done) {
-        throw boost::system::system_error(ec ? ec : make_error_code(asio::error::operation_aborted));
+        throw boost::system::system_error(
+            ec ? ec : make_error_code(asio::error::operation_aborted));
     }
     if (!request.failure.empty()) throw DependencyUnavailable(request.failure);
     assert(request.received == request.expected);

@@ -1,6 +1,7 @@
 // A Redis client for the I/O threads: commands encoded by detail/resp_writer, replies decoded by
-// hiredis (redisReader*), over our own Asio socket, one connection per io_context, commands pipelined
-// and matched to replies in FIFO order, a timeout on every call (STYLE.md: hiredis notes).
+// hiredis (redisReader*), over our own Asio socket, one connection per io_context, commands
+// pipelined and matched to replies in FIFO order, a timeout on every call (STYLE.md: hiredis
+// notes).
 // Nothing here blocks a thread; a coroutine's commands go out on its own thread's connection.
 #pragma once
 

@@ -88,7 +88,8 @@ Sha1Digest sha1(std::string_view data) {
     const std::size_t rest = data.size() - at;
     if (rest > 0) std::memcpy(tail.data(), bytes + at, rest);
     tail[rest] = 0x80;
-    const std::size_t tail_bytes = rest + 9 <= kSha1BlockBytes ? kSha1BlockBytes : 2 * kSha1BlockBytes;
+    const std::size_t tail_bytes =
+        rest + 9 <= kSha1BlockBytes ? kSha1BlockBytes : 2 * kSha1BlockBytes;
     const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
     for (std::size_t i = 0; i < 8; ++i) {
         tail[tail_bytes - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
