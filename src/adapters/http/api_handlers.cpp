@@ -3,7 +3,7 @@
 #include <boost/json.hpp>
 
 #include "adapters/http/json_io.hpp"
-#include "adapters/http/seat_map_json.hpp"
+#include "adapters/http/seat_map_body_cache.hpp"
 #include "domain/rules.hpp"
 #include "domain/time_format.hpp"
 
@@ -192,7 +192,7 @@ awaitable<Response> ApiHandlers::seat_map(const Request& request, const RoutePar
     if (auto error = bad_path_id(schedule, "scheduleId")) co_return *error;
     auto map = co_await services_.catalog.seat_map(*schedule);
     if (!map) co_return refusal_response(map.refusal());
-    co_return Response{200, render_seat_map(*map.value(), now()), kJsonContentType, {}};
+    co_return Response{200, seat_map_body(map.value(), now()), kJsonContentType, {}};
 }
 
 awaitable<Response> ApiHandlers::hold_seat(const Request& request, const RouteParams&) {

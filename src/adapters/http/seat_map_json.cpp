@@ -16,8 +16,13 @@ void append_integer(std::string& out, std::int64_t value) {
 
 std::string render_seat_map(const domain::SeatMap& map, domain::TimePoint now) {
     std::string out;
+    append_seat_map(out, map, now);
+    return out;
+}
+
+void append_seat_map(std::string& out, const domain::SeatMap& map, domain::TimePoint now) {
     // ~50 bytes a seat: one allocation for the whole body.
-    out.reserve(32 + map.seats.size() * 56);
+    out.reserve(out.size() + 32 + map.seats.size() * 56);
     out.append("{\"scheduleId\":");
     append_integer(out, map.schedule_id);
     out.append(",\"seats\":[");
@@ -33,7 +38,6 @@ std::string render_seat_map(const domain::SeatMap& map, domain::TimePoint now) {
         out.append("\"}");
     }
     out.append("]}");
-    return out;
 }
 
 }  // namespace concertd::http

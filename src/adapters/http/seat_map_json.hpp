@@ -12,4 +12,7 @@ namespace concertd::http {
 // of `now`.
 std::string render_seat_map(const domain::SeatMap& map, domain::TimePoint now);
 
+// The same, appended to `out` (whose capacity a caller may reuse).
+void append_seat_map(std::string& out, const domain::SeatMap& map, domain::TimePoint now);
+
 }  // namespace concertd::http

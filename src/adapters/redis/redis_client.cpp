@@ -4,8 +4,11 @@
 
 #include <array>
 #include <atomic>
-#include <bit>
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -23,11 +26,14 @@
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
 
 #include "adapters/redis/detail/hiredis_codec.hpp"
+#include "adapters/redis/detail/resp_writer.hpp"
+#include "adapters/redis/detail/sha1.hpp"
 #include "domain/outcome.hpp"
 
 namespace concertd::redis {
@@ -43,61 +49,14 @@ constexpr std::size_t kReadChunkBytes = 16 * 1024;
 // A burst can grow the write buffers; give the memory back past this size.
 constexpr std::size_t kBufferKeepBytes = 1024 * 1024;
 
-// FIPS 180-4 SHA-1, as Redis names scripts by it. Small inputs only (Lua sources).
+// Redis names a script by the SHA-1 of its source, in hex.
 std::string sha1_hex(std::string_view data) {
-    std::array<std::uint32_t, 5> h{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-    std::string message(data);
-    message += static_cast<char>(0x80);
-    while (message.size() % 64 != 56) message += '\0';
-    const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
-    for (int shift = 56; shift >= 0; shift -= 8) message += static_cast<char>(bits >> shift);
-
-    std::array<std::uint32_t, 80> w{};
-    for (std::size_t block = 0; block < message.size(); block += 64) {
-        for (std::size_t i = 0; i < 16; ++i) {
-            w[i] = 0;
-            for (std::size_t j = 0; j < 4; ++j) {
-                w[i] = (w[i] << 8) | static_cast<unsigned char>(message[block + 4 * i + j]);
-            }
-        }
-        for (std::size_t i = 16; i < 80; ++i) {
-            w[i] = std::rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-        }
-        auto [a, b, c, d, e] = h;
-        for (std::size_t i = 0; i < 80; ++i) {
-            std::uint32_t f = 0;
-            std::uint32_t k = 0;
-            if (i < 20) {
-                f = (b & c) | (~b & d);
-                k = 0x5A827999;
-            } else if (i < 40) {
-                f = b ^ c ^ d;
-                k = 0x6ED9EBA1;
-            } else if (i < 60) {
-                f = (b & c) | (b & d) | (c & d);
-                k = 0x8F1BBCDC;
-            } else {
-                f = b ^ c ^ d;
-                k = 0xCA62C1D6;
-            }
-            const std::uint32_t next = std::rotl(a, 5) + f + e + k + w[i];
-            e = d;
-            d = c;
-            c = std::rotl(b, 30);
-            b = a;
-            a = next;
-        }
-        h[0] += a;
-        h[1] += b;
-        h[2] += c;
-        h[3] += d;
-        h[4] += e;
-    }
     static constexpr char kHex[] = "0123456789abcdef";
     std::string hex;
     hex.reserve(40);
-    for (std::uint32_t word : h) {
-        for (int shift = 28; shift >= 0; shift -= 4) hex += kHex[(word >> shift) & 0xF];
+    for (unsigned char byte : detail::sha1(data)) {
+        hex += kHex[byte >> 4];
+        hex += kHex[byte & 0xF];
     }
     return hex;
 }
@@ -111,23 +70,101 @@ struct Shared {
     std::atomic<bool> failing{false};
 };
 
-// A caller's place in the connection's FIFO: it sleeps on `timer` until `done`.
-struct Request {
-    explicit Request(const asio::any_io_executor& executor) : timer(executor) {}
+using Clock = std::chrono::steady_clock;
+// The completion handler of a caller asleep in wait().
+using Waiter = asio::any_completion_handler<void(boost::system::error_code)>;
 
-    asio::steady_timer timer;
+// A caller's place in the connection's FIFO: it sleeps in `waiter` until `done`. The deadline
+// is watched by its link's one sweep timer, not by a timer of its own.
+struct Request {
+    Waiter waiter;                      // set while the caller sleeps
+    asio::any_io_executor waiter_executor;  // where it wakes up
+    Clock::time_point deadline;
     std::size_t expected = 0;  // replies
-    std::vector<RedisReply> replies;
+    std::size_t received = 0;
+    RedisReply first;               // a single command's reply needs no vector
+    std::vector<RedisReply> rest;   // a pipeline's later replies
     std::string failure;  // set with done when the connection was reset
     bool done = false;
     bool is_select = false;  // our SELECT ahead of the first command; nobody waits for it
 };
 
+// The vector API's strings as views, without a heap allocation for the usual few.
+class Views {
+public:
+    explicit Views(const std::vector<std::string>& strings) {
+        std::string_view* out = inline_.data();
+        if (strings.size() > inline_.size()) {
+            heap_.resize(strings.size());
+            out = heap_.data();
+        }
+        for (std::size_t i = 0; i < strings.size(); ++i) out[i] = strings[i];
+        span_ = {out, strings.size()};
+    }
+    Views(const Views&) = delete;  // span_ points into this object
+    Views& operator=(const Views&) = delete;
+
+    std::span<const std::string_view> span() const { return span_; }
+
+private:
+    std::array<std::string_view, 16> inline_;
+    std::vector<std::string_view> heap_;
+    std::span<const std::string_view> span_;
+};
+
+// Wakes the request's caller (if asleep) through its executor, never inline: the caller must not
+// run inside the reader's or close()'s loop. Disarms its cancellation first, unless called from
+// that cancellation handler itself.
+void wake(Request& request, boost::system::error_code ec, bool clear_slot = true) {
+    if (!request.waiter) return;
+    Waiter waiter;
+    waiter.swap(request.waiter);  // not operator=: Boost 1.81's move assignment does not compile
+    if (auto slot = waiter.get_cancellation_slot(); clear_slot && slot.is_connected()) {
+        slot.clear();
+    }
+    asio::post(request.waiter_executor,
+               [waiter = std::move(waiter), ec]() mutable { waiter(ec); });
+}
+
+// co_await wait(request): until the request is done (replies, or its connection reset) or the
+// caller's coroutine is cancelled (its replies, if they come, are then dropped). Then finish().
+auto wait(std::shared_ptr<Request> request) {
+    return asio::async_initiate<decltype(kUseTuple), void(boost::system::error_code)>(
+        [](auto handler, std::shared_ptr<Request> request) {
+            request->waiter_executor = asio::get_associated_executor(handler);
+            Waiter waiter(std::move(handler));
+            request->waiter.swap(waiter);
+            if (request->done) {
+                wake(*request, {});
+                return;
+            }
+            if (auto slot = request->waiter.get_cancellation_slot(); slot.is_connected()) {
+                slot.assign([weak = std::weak_ptr<Request>(request)](asio::cancellation_type) {
+                    if (auto cancelled = weak.lock()) {
+                        wake(*cancelled, asio::error::operation_aborted, false);
+                    }
+                });
+            }
+        },
+        kUseTuple, std::move(request));
+}
+
+// After wait(): returns when every reply is there, else throws DependencyUnavailable (the
+// connection was reset, by a timeout too) or the caller's own cancellation.
+void finish(const Request& request, boost::system::error_code ec) {
+    if (!request.done) {
+        throw boost::system::system_error(
+            ec ? ec : make_error_code(asio::error::operation_aborted));
+    }
+    if (!request.failure.empty()) throw DependencyUnavailable(request.failure);
+    assert(request.received == request.expected);
+}
+
 }  // namespace
 
 // One TCP connection and everything riding on it, touched only on its io_context's thread.
-// Owned by the coroutines working on it (connect + writer, reader, waiting callers) and by
-// handlers queued on that io_context, never by the client (it keeps a weak_ptr): so it is
+// Owned by the coroutines working on it (connect + writer, reader) and by handlers queued on
+// that io_context, never by the client (it keeps a weak_ptr) nor by sleeping callers: so it is
 // destroyed at the latest while its io_context shuts down, when Asio's services still exist.
 // After close() it is dead for good; the client opens a new Link for the next call.
 class Link : public std::enable_shared_from_this<Link> {
@@ -140,42 +177,47 @@ public:
           resolver_(executor_),
           connect_timer_(executor_),
           writer_wake_(executor_),
+          deadline_timer_(executor_),
           read_buffer_(kReadChunkBytes) {}
+
+    // With calls in flight only when its io_context shuts down. A sleeping caller's frame owns
+    // its Request, which owns the caller's handler: drop the handlers, or that cycle leaks.
+    ~Link() {
+        for (const auto& request : pending_) Waiter().swap(request->waiter);
+    }
 
     const asio::any_io_executor& executor() const { return executor_; }
     bool closed() const { return closed_; }
 
-    // Queues the commands and waits for their replies (or the reset of the connection).
-    asio::awaitable<std::vector<RedisReply>> execute(
-        std::vector<std::vector<std::string>> commands) {
-        // Nothing below suspends until the wait, so the order of pending_ is the order of the
-        // bytes in write_buffer_ even with many callers on this thread.
+    // Queues a request for `replies` replies whose commands `encode(std::string&)` appends
+    // to the write buffer; the caller then co_awaits wait(request) and calls finish(). Nothing
+    // here suspends, so the order of pending_ is the order of the bytes in write_buffer_ even
+    // with many callers on this thread. Callers reject empty commands first: an encoder may
+    // only throw std::bad_alloc (the buffer is then restored).
+    template <class Encode>
+    std::shared_ptr<Request> submit(std::size_t replies, const Encode& encode) {
+        assert(replies > 0);
         if (closed_) throw DependencyUnavailable("redis: connection was reset");
-        std::string bytes;
-        for (const auto& argv : commands) detail::format_command_argv(argv, bytes);
-        if (replies_pending_ + commands.size() > options_->pending_max) {
+        if (replies_pending_ + replies > options_->pending_max) {
             throw DependencyUnavailable("redis: overloaded");
         }
         if (phase_ == Phase::kIdle) start_connect();
-
-        auto request = std::make_shared<Request>(executor_);
-        request->expected = commands.size();
-        enqueue(request, bytes);
-        if (phase_ == Phase::kConnected) writer_wake_.cancel();
-
-        request->timer.expires_after(options_->command_timeout);
-        auto [ec] = co_await request->timer.async_wait(kUseTuple);
-        if (!request->done) {
-            // Aborted without done: the caller's own cancellation (the reply, if it comes, is
-            // dropped). Otherwise the timeout: the reply order is unknown from here on.
-            if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
-            close("redis: no reply within " + std::to_string(options_->command_timeout.count()) +
-                  " ms");
+        auto request = std::make_shared<Request>();
+        request->expected = replies;
+        request->rest.reserve(replies - 1);
+        const std::size_t before = write_buffer_.size();
+        try {
+            encode(write_buffer_);
+        } catch (...) {
+            write_buffer_.resize(before);
+            throw;
         }
-        assert(request->done);
-        if (!request->failure.empty()) throw DependencyUnavailable(request->failure);
-        assert(request->replies.size() == request->expected);
-        co_return std::move(request->replies);
+        push(request);
+        if (writer_parked_) {
+            writer_parked_ = false;
+            writer_wake_.cancel();
+        }
+        return request;
     }
 
     // Closes the socket and fails every command in flight with `reason`. Idempotent.
@@ -197,6 +239,7 @@ public:
         resolver_.cancel();
         connect_timer_.cancel();
         writer_wake_.cancel();
+        deadline_timer_.cancel();
         std::string().swap(write_buffer_);
         auto failed = std::move(pending_);
         pending_.clear();
@@ -204,17 +247,41 @@ public:
         for (const auto& request : failed) {
             request->failure = reason;
             request->done = true;
-            request->timer.cancel();
+            wake(*request, {});
         }
     }
 
 private:
     enum class Phase { kIdle, kConnecting, kConnected, kClosed };
 
-    void enqueue(const std::shared_ptr<Request>& request, std::string_view bytes) {
-        write_buffer_ += bytes;
+    // Its bytes are already in write_buffer_. Its deadline is command_timeout from now.
+    void push(const std::shared_ptr<Request>& request) {
+        request->deadline = Clock::now() + options_->command_timeout;
         pending_.push_back(request);
         replies_pending_ += request->expected;
+        arm_deadline();
+    }
+
+    // One timer per connection for every call's timeout. Deadlines grow along pending_ (one
+    // timeout, a steady clock, FIFO), so only the oldest request's can be due: the timer waits
+    // for it, and when it fires either that request is still unanswered (the connection is
+    // reset, as a per-call timer would have done) or it waits again for the new oldest one.
+    void arm_deadline() {
+        if (deadline_armed_ || pending_.empty() || closed_) return;
+        deadline_armed_ = true;
+        deadline_timer_.expires_at(pending_.front()->deadline);
+        deadline_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (!self) return;
+            self->deadline_armed_ = false;
+            if (ec || self->closed_) return;
+            if (!self->pending_.empty() && self->pending_.front()->deadline <= Clock::now()) {
+                self->close("redis: no reply within " +
+                            std::to_string(self->options_->command_timeout.count()) + " ms");
+                return;
+            }
+            self->arm_deadline();
+        });
     }
 
     void start_connect() {
@@ -222,12 +289,13 @@ private:
         phase_ = Phase::kConnecting;
         if (options_->database != 0) {
             // Ahead of every caller's command, so they all run in the chosen database.
-            auto select = std::make_shared<Request>(executor_);
+            auto select = std::make_shared<Request>();
             select->expected = 1;
             select->is_select = true;
-            std::string bytes;
-            detail::format_command_argv({"SELECT", std::to_string(options_->database)}, bytes);
-            enqueue(select, bytes);
+            const std::string database = std::to_string(options_->database);
+            const std::string_view parts[] = {"SELECT", database};
+            detail::append_command(write_buffer_, parts);
+            push(select);
         }
         connect_timer_.expires_after(options_->connect_timeout);
         connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
@@ -290,7 +358,9 @@ private:
         while (!closed_) {
             if (write_buffer_.empty()) {
                 writer_wake_.expires_at(asio::steady_timer::time_point::max());
+                writer_parked_ = true;
                 co_await writer_wake_.async_wait(kUseTuple);  // cancel() is the wake-up
+                writer_parked_ = false;
                 continue;
             }
             writing_.clear();
@@ -342,21 +412,26 @@ private:
             return;
         }
         Request& front = *pending_.front();
-        front.replies.push_back(std::move(reply));
+        if (front.received == 0) {
+            front.first = std::move(reply);
+        } else {
+            front.rest.push_back(std::move(reply));
+        }
+        ++front.received;
         assert(replies_pending_ > 0);
         --replies_pending_;
-        if (front.replies.size() < front.expected) return;
+        if (front.received < front.expected) return;
         std::shared_ptr<Request> finished = std::move(pending_.front());
         pending_.pop_front();
         if (finished->is_select) {
-            if (finished->replies.front().is_error()) {
+            if (finished->first.is_error()) {
                 close("redis: SELECT " + std::to_string(options_->database) +
-                      " failed: " + finished->replies.front().text);
+                      " failed: " + finished->first.text);
             }
             return;
         }
         finished->done = true;
-        finished->timer.cancel();
+        wake(*finished, {});
     }
 
     asio::any_io_executor executor_;
@@ -366,8 +441,11 @@ private:
     tcp::resolver resolver_;
     asio::steady_timer connect_timer_;
     asio::steady_timer writer_wake_;
+    asio::steady_timer deadline_timer_;
     Phase phase_ = Phase::kIdle;
     bool closed_ = false;
+    bool writer_parked_ = false;   // in writer_wake_.async_wait: wake it by cancel()
+    bool deadline_armed_ = false;  // deadline_timer_ waits for pending_.front()
     std::string write_buffer_;  // encoded commands not yet handed to the socket
     std::string writing_;       // the batch being written
     std::deque<std::shared_ptr<Request>> pending_;  // written or queued, replies outstanding
@@ -499,44 +577,78 @@ RedisClient::~RedisClient() {
 }
 
 // The public calls touch the client only before their first suspension: a call still waiting
-// when the client is destroyed resumes on its link alone.
+// when the client is destroyed resumes on its link alone. They hold the link only until the
+// command is queued: a sleeping caller must not own it (see ~Link); its reader and writer keep
+// it alive while it has work.
 boost::asio::awaitable<RedisReply> RedisClient::command(std::vector<std::string> argv) {
-    std::vector<std::vector<std::string>> commands;
-    commands.push_back(std::move(argv));
-    std::vector<RedisReply> replies = co_await pipeline(std::move(commands));
-    co_return std::move(replies.front());
+    if (argv.empty()) throw std::invalid_argument("redis: empty command");
+    const Views parts(argv);
+    auto request = state_->link_for(co_await asio::this_coro::executor)
+                       ->submit(1, [&](std::string& out) {
+                           detail::append_command(out, parts.span());
+                       });
+    auto [ec] = co_await wait(request);
+    finish(*request, ec);
+    co_return std::move(request->first);
 }
 
 boost::asio::awaitable<std::vector<RedisReply>> RedisClient::pipeline(
     std::vector<std::vector<std::string>> commands) {
-    if (commands.empty()) co_return std::vector<RedisReply>{};
-    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
-    co_return co_await link->execute(std::move(commands));
+    std::vector<RedisReply> replies;
+    if (commands.empty()) co_return replies;
+    for (const auto& argv : commands) {
+        if (argv.empty()) throw std::invalid_argument("redis: empty command");
+    }
+    auto request = state_->link_for(co_await asio::this_coro::executor)
+                       ->submit(commands.size(), [&](std::string& out) {
+                           for (const auto& argv : commands) {
+                               const Views parts(argv);
+                               detail::append_command(out, parts.span());
+                           }
+                       });
+    auto [ec] = co_await wait(request);
+    finish(*request, ec);
+    replies.reserve(commands.size());
+    replies.push_back(std::move(request->first));
+    for (auto& reply : request->rest) replies.push_back(std::move(reply));
+    co_return replies;
 }
 
 boost::asio::awaitable<RedisReply> RedisClient::eval(const RedisScript& script,
                                                      std::vector<std::string> keys,
                                                      std::vector<std::string> args) {
-    std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
-    std::string source = script.source;  // the script may be a temporary of the caller
-    std::vector<std::string> argv;
-    argv.reserve(3 + keys.size() + args.size());
-    argv.emplace_back("EVALSHA");
-    argv.push_back(script.sha1);
-    argv.push_back(std::to_string(keys.size()));
-    for (auto& key : keys) argv.push_back(std::move(key));
-    for (auto& arg : args) argv.push_back(std::move(arg));
+    const Views key_views(keys);
+    const Views arg_views(args);
+    co_return co_await eval_views(script, key_views.span(), arg_views.span());
+}
 
-    std::vector<std::vector<std::string>> commands{argv};
-    RedisReply reply = std::move((co_await link->execute(std::move(commands))).front());
-    if (reply.is_error() && reply.text.starts_with("NOSCRIPT")) {
-        // EVAL also loads the script into Redis' cache: the next EVALSHA finds it.
-        argv[0] = "EVAL";
-        argv[1] = std::move(source);
-        commands = {std::move(argv)};
-        reply = std::move((co_await link->execute(std::move(commands))).front());
+boost::asio::awaitable<RedisReply> RedisClient::eval_views(const RedisScript& script,
+                                                           std::span<const std::string_view> keys,
+                                                           std::span<const std::string_view> args) {
+    std::weak_ptr<Link> weak;
+    const auto send = [&](Link& link, std::string_view verb, std::string_view body) {
+        return link.submit(1, [&](std::string& out) {
+            detail::append_script_call(out, verb, body, keys, args);
+        });
+    };
+    std::shared_ptr<Request> request;
+    {
+        std::shared_ptr<Link> link = state_->link_for(co_await asio::this_coro::executor);
+        request = send(*link, "EVALSHA", script.sha1);
+        weak = link;
     }
-    co_return reply;
+    auto [ec] = co_await wait(request);
+    finish(*request, ec);
+    if (request->first.is_error() && request->first.text.starts_with("NOSCRIPT")) {
+        // EVAL also loads the script into Redis' cache: the next EVALSHA finds it.
+        std::shared_ptr<Link> link = weak.lock();
+        if (!link) throw DependencyUnavailable("redis: connection was reset");
+        request = send(*link, "EVAL", script.source);
+        link.reset();
+        auto [eval_ec] = co_await wait(request);
+        finish(*request, eval_ec);
+    }
+    co_return std::move(request->first);
 }
 
 boost::asio::awaitable<bool> RedisClient::ping() {

@@ -1,6 +1,7 @@
-// A Redis client for the I/O threads: hiredis only as the RESP codec (redisFormatCommandArgv,
-// redisReader*), over our own Asio socket, one connection per io_context, commands pipelined
-// and matched to replies in FIFO order, a timeout on every call (STYLE.md: hiredis notes).
+// A Redis client for the I/O threads: commands encoded by detail/resp_writer, replies decoded by
+// hiredis (redisReader*), over our own Asio socket, one connection per io_context, commands
+// pipelined and matched to replies in FIFO order, a timeout on every call (STYLE.md: hiredis
+// notes).
 // Nothing here blocks a thread; a coroutine's commands go out on its own thread's connection.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,9 +81,20 @@ public:
         std::vector<std::vector<std::string>> commands);
 
     // EVALSHA, or EVAL when Redis does not know the script yet (NOSCRIPT); EVAL caches it.
+    // `script` must outlive the call (co_await it in the same full-expression).
     boost::asio::awaitable<RedisReply> eval(const RedisScript& script,
                                             std::vector<std::string> keys,
                                             std::vector<std::string> args);
+
+    // The same with nothing copied: the script, the views and what they point to must stay
+    // valid until the call completes (a NOSCRIPT resends them). The source goes out only then.
+    // A template only so that eval(script, {}, {}) still picks the overload above.
+    template <class = void>
+    boost::asio::awaitable<RedisReply> eval(const RedisScript& script,
+                                            std::span<const std::string_view> keys,
+                                            std::span<const std::string_view> args) {
+        return eval_views(script, keys, args);
+    }
 
     // PING answered PONG (for /readyz); false instead of throwing.
     boost::asio::awaitable<bool> ping();
@@ -91,6 +104,10 @@ public:
     struct State;
 
 private:
+    boost::asio::awaitable<RedisReply> eval_views(const RedisScript& script,
+                                                  std::span<const std::string_view> keys,
+                                                  std::span<const std::string_view> args);
+
     RedisOptions options_;
     std::unique_ptr<State> state_;
 };

@@ -3,7 +3,6 @@
 #include <sys/random.h>
 
 #include <array>
-#include <boost/uuid/detail/sha1.hpp>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -11,6 +10,7 @@
 #include <system_error>
 #include <utility>
 
+#include "adapters/redis/token_mac.hpp"
 #include "domain/outcome.hpp"
 
 namespace concertd::redis {
@@ -21,64 +21,15 @@ using domain::DependencyUnavailable;
 
 // --- tokens: user ‖ seq ‖ HMAC-SHA1(secret, user ‖ seq)[0..16), in hex ------------------------
 
-constexpr std::size_t kMacBytes = 16;
+constexpr std::size_t kMacBytes = TokenMac::kBytes;
 constexpr std::size_t kSecretBytes = 32;
 constexpr char kHexDigits[] = "0123456789abcdef";
-
-using Sha1Digest = std::array<unsigned char, 20>;
-
-Sha1Digest finish(boost::uuids::detail::sha1& hash) {
-    boost::uuids::detail::sha1::digest_type words;
-    hash.get_digest(words);
-    Sha1Digest digest;
-    for (std::size_t i = 0; i < 5; ++i) {
-        for (std::size_t j = 0; j < 4; ++j) {
-            digest[4 * i + j] = static_cast<unsigned char>(words[i] >> (24 - 8 * j));
-        }
-    }
-    return digest;
-}
 
 void put_be64(unsigned char* out, std::uint64_t value) {
     for (int i = 7; i >= 0; --i) {
         out[i] = static_cast<unsigned char>(value);
         value >>= 8;
     }
-}
-
-// RFC 2104 HMAC with SHA-1 (a sound MAC: HMAC needs no collision resistance), truncated.
-std::array<unsigned char, kMacBytes> token_mac(std::string_view key, std::uint64_t user,
-                                               std::uint64_t seq) {
-    constexpr std::size_t kBlock = 64;
-    std::array<unsigned char, kBlock> block{};
-    if (key.size() > kBlock) {
-        boost::uuids::detail::sha1 hash;
-        hash.process_bytes(key.data(), key.size());
-        const Sha1Digest digest = finish(hash);
-        std::memcpy(block.data(), digest.data(), digest.size());
-    } else {
-        std::memcpy(block.data(), key.data(), key.size());
-    }
-    std::array<unsigned char, 16> message;
-    put_be64(message.data(), user);
-    put_be64(message.data() + 8, seq);
-
-    std::array<unsigned char, kBlock> pad;
-    boost::uuids::detail::sha1 inner;
-    for (std::size_t i = 0; i < kBlock; ++i) pad[i] = block[i] ^ 0x36;
-    inner.process_bytes(pad.data(), pad.size());
-    inner.process_bytes(message.data(), message.size());
-    const Sha1Digest inner_digest = finish(inner);
-
-    boost::uuids::detail::sha1 outer;
-    for (std::size_t i = 0; i < kBlock; ++i) pad[i] = block[i] ^ 0x5c;
-    outer.process_bytes(pad.data(), pad.size());
-    outer.process_bytes(inner_digest.data(), inner_digest.size());
-    const Sha1Digest digest = finish(outer);
-
-    std::array<unsigned char, kMacBytes> mac;
-    std::memcpy(mac.data(), digest.data(), mac.size());
-    return mac;
 }
 
 void append_hex(std::string& out, const unsigned char* bytes, std::size_t size) {
@@ -92,7 +43,7 @@ std::string make_token(std::string_view key, std::uint64_t user, std::uint64_t s
     std::array<unsigned char, 16> ids;
     put_be64(ids.data(), user);
     put_be64(ids.data() + 8, seq);
-    const auto mac = token_mac(key, user, seq);
+    const auto mac = TokenMac::of(key, user, seq);
     std::string token;
     token.reserve(RedisWaitingQueue::kTokenLength);
     append_hex(token, ids.data(), ids.size());
@@ -132,7 +83,7 @@ std::optional<TokenParts> parse_token(std::string_view token) {
 }
 
 bool mac_matches(std::string_view key, const TokenParts& parts) {
-    const auto expected = token_mac(key, parts.user, parts.seq);
+    const auto expected = TokenMac::of(key, parts.user, parts.seq);
     unsigned char diff = 0;  // constant time: no early exit on the first differing byte
     for (std::size_t i = 0; i < kMacBytes; ++i) diff |= expected[i] ^ parts.mac[i];
     return diff == 0;

@@ -7,6 +7,8 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -536,6 +538,58 @@ TEST_F(RedisTest, CommandTimeoutResetsTheConnectionWhichRecovers) {
     EXPECT_TRUE(run_on(io_, client.ping()));
     const std::string key = test_key("after");
     EXPECT_EQ(command(client, {"SET", key, "1"}).text, "OK");
+}
+
+// Each call gets its full command_timeout, counted from when it was sent, however many calls
+// answered before it (one timer per connection watches them all).
+TEST_F(RedisTest, EachCallGetsItsOwnCommandTimeout) {
+    RedisOptions short_timeout = options();
+    short_timeout.command_timeout = 300ms;
+    RedisClient client(short_timeout);
+    for (int i = 0; i < 6; ++i) {  // answered calls over 250 ms: none may time out
+        EXPECT_TRUE(run_on(io_, client.ping()));
+        std::this_thread::sleep_for(50ms);
+    }
+    const auto start = Clock::now();
+    EXPECT_THROW(command(client, {"BLPOP", test_key("empty"), "2"}), DependencyUnavailable);
+    const auto took = Clock::now() - start;
+    EXPECT_GE(took, 290ms);
+    EXPECT_LT(took, 1s);
+    EXPECT_TRUE(run_on(io_, client.ping()));
+}
+
+// A caller cancelled while it waits gets operation_aborted at once; its reply, when it comes,
+// is dropped, and the next caller on the connection gets its own reply.
+TEST_F(RedisTest, CancelledCallerGetsAbortedAndLaterRepliesStayMatched) {
+    RedisOptions patient = options();
+    patient.command_timeout = 5s;
+    RedisClient client(patient);
+    EXPECT_TRUE(run_on(io_, client.ping()));
+
+    asio::cancellation_signal cancel;
+    bool aborted = false;
+    bool finished = false;
+    asio::co_spawn(io_, client.command({"BLPOP", test_key("empty"), "1"}),
+                   asio::bind_cancellation_slot(
+                       cancel.slot(), [&](std::exception_ptr error, RedisReply) {
+                           finished = true;
+                           try {
+                               if (error) std::rethrow_exception(error);
+                           } catch (const boost::system::system_error& e) {
+                               aborted = e.code() == asio::error::operation_aborted;
+                           }
+                       }));
+    io_.run_for(50ms);  // BLPOP written, its caller asleep
+    const auto start = Clock::now();
+    cancel.emit(asio::cancellation_type::terminal);
+    while (!finished && io_.run_one_for(5s) > 0) {
+    }
+    EXPECT_TRUE(aborted);
+    EXPECT_LT(Clock::now() - start, 500ms);
+
+    const std::string key = test_key("after");
+    EXPECT_EQ(command(client, {"SET", key, "1"}).text, "OK");  // queued behind the BLPOP
+    EXPECT_EQ(command(client, {"GET", key}).text, "1");
 }
 
 TEST_F(RedisTest, PendingMaxBoundsCommandsInFlight) {

@@ -2,8 +2,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include <cassert>
-#include <climits>
 #include <new>
 
 namespace concertd::redis::detail {
@@ -51,32 +49,6 @@ struct ReplyDeleter {
 };
 
 }  // namespace
-
-void format_command_argv(const std::vector<std::string>& argv, std::string& out) {
-    if (argv.empty()) throw std::invalid_argument("redis: empty command");
-    if (argv.size() > static_cast<std::size_t>(INT_MAX)) {
-        throw std::invalid_argument("redis: too many arguments");
-    }
-    std::vector<const char*> pointers;
-    std::vector<std::size_t> lengths;
-    pointers.reserve(argv.size());
-    lengths.reserve(argv.size());
-    for (const auto& arg : argv) {
-        pointers.push_back(arg.data());
-        lengths.push_back(arg.size());
-    }
-    char* command = nullptr;
-    int length = redisFormatCommandArgv(&command, static_cast<int>(argv.size()), pointers.data(),
-                                        lengths.data());
-    if (length < 0 || command == nullptr) throw std::bad_alloc();
-    try {
-        out.append(command, static_cast<std::size_t>(length));
-    } catch (...) {
-        redisFreeCommand(command);
-        throw;
-    }
-    redisFreeCommand(command);
-}
 
 HiredisReader::HiredisReader() : reader_(redisReaderCreate()) {
     if (reader_ == nullptr) throw std::bad_alloc();

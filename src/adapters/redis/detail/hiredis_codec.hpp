@@ -1,5 +1,6 @@
-// Thin layer over hiredis 0.14.1 used only as the RESP codec: each function names the hiredis
-// call it wraps. No sockets here; the client moves the bytes (STYLE.md: hiredis notes).
+// Thin layer over hiredis 0.14.1 used only as the RESP reply decoder: each function names the
+// hiredis call it wraps. No sockets here; the client moves the bytes (STYLE.md: hiredis notes).
+// Commands are encoded by resp_writer (no sprintf, no argv copy).
 #pragma once
 
 #include <cstddef>
@@ -7,7 +8,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "adapters/redis/redis_client.hpp"
 
@@ -20,11 +20,6 @@ class RedisProtocolError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
-
-// redisFormatCommandArgv (+ redisFreeCommand): appends the RESP encoding of `argv` to `out`.
-// Throws std::invalid_argument for an empty argv (Redis answers nothing to "*0", which would
-// shift every later reply onto the wrong caller) and std::bad_alloc when hiredis fails.
-void format_command_argv(const std::vector<std::string>& argv, std::string& out);
 
 // One redisReader (redisReaderCreate / redisReaderFree): bytes in, whole replies out.
 class HiredisReader {
