@@ -10,6 +10,7 @@
 #include <boost/system/system_error.hpp>
 #include <charconv>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -251,7 +252,10 @@ asio::awaitable<TokenCheck> ReadBarrier::check_token(const TokenKeys& keys,
         core_->full.fetch_add(1, std::memory_order_relaxed);
         co_return TokenCheck::kUnsure;
     }
-    co_await wait(client_, core_, std::move(thread), batch);
+    start_sender(client_, core_, thread, executor);
+    boost::system::error_code ec;
+    if (!batch->done) std::tie(ec) = co_await batch->answered.async_wait(kUseTuple);
+    throw_unless_answered(*batch, ec);
     co_return batch->groups[place->first].answers[place->second];
 }
 
@@ -265,28 +269,27 @@ asio::awaitable<VersionCheck> ReadBarrier::check_version(const std::string& vers
         core_->full.fetch_add(1, std::memory_order_relaxed);
         co_return VersionCheck{};
     }
-    co_await wait(client_, core_, std::move(thread), batch);
+    start_sender(client_, core_, thread, executor);
+    boost::system::error_code ec;
+    if (!batch->done) std::tie(ec) = co_await batch->answered.async_wait(kUseTuple);
+    throw_unless_answered(*batch, ec);
     co_return batch->versions[*place].answer;
 }
 
-asio::awaitable<void> ReadBarrier::wait(RedisClient& client, std::shared_ptr<Core> core,
-                                        std::shared_ptr<Thread> thread,
-                                        std::shared_ptr<Batch> batch) {
-    if (!thread->sending) {
-        thread->sending = true;
-        const std::uint64_t sender = ++thread->senders;
-        // May run right here up to its first suspension: nothing is locked, the batch is ready.
-        asio::co_spawn(co_await asio::this_coro::executor,
-                       send_batches(client, std::move(core), thread, sender), asio::detached);
-    }
-    if (!batch->done) {
-        auto [ec] = co_await batch->answered.async_wait(kUseTuple);
-        // Woken without an answer: the caller's own cancellation.
-        if (!batch->done) {
-            throw boost::system::system_error(ec ? ec : asio::error::operation_aborted);
-        }
-    }
-    if (!batch->failure.empty()) throw DependencyUnavailable(batch->failure);
+void ReadBarrier::start_sender(RedisClient& client, const std::shared_ptr<Core>& core,
+                               const std::shared_ptr<Thread>& thread,
+                               const asio::any_io_executor& executor) {
+    if (thread->sending) return;
+    thread->sending = true;
+    const std::uint64_t sender = ++thread->senders;
+    // May run right here up to its first suspension: nothing is locked, the batch is ready.
+    asio::co_spawn(executor, send_batches(client, core, thread, sender), asio::detached);
+}
+
+void ReadBarrier::throw_unless_answered(const Batch& batch, boost::system::error_code ec) {
+    // Woken without an answer: the caller's own cancellation.
+    if (!batch.done) throw boost::system::system_error(ec ? ec : asio::error::operation_aborted);
+    if (!batch.failure.empty()) throw DependencyUnavailable(batch.failure);
 }
 
 asio::awaitable<void> ReadBarrier::send_batches(RedisClient& client, std::shared_ptr<Core> core,

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -88,10 +89,12 @@ public:
     struct Core;
 
 private:
-    // Starts the thread's sender if idle, then waits until `batch` is answered.
-    static boost::asio::awaitable<void> wait(RedisClient& client, std::shared_ptr<Core> core,
-                                             std::shared_ptr<Thread> thread,
-                                             std::shared_ptr<Batch> batch);
+    // Starts the thread's sender unless one runs.
+    static void start_sender(RedisClient& client, const std::shared_ptr<Core>& core,
+                             const std::shared_ptr<Thread>& thread,
+                             const boost::asio::any_io_executor& executor);
+    // After the wait for `batch`'s answer: throws unless it came and was one.
+    static void throw_unless_answered(const Batch& batch, boost::system::error_code ec);
     // The thread's sender: sends the next batch whenever the one in flight returned.
     static boost::asio::awaitable<void> send_batches(RedisClient& client,
                                                      std::shared_ptr<Core> core,
