@@ -309,7 +309,10 @@ asio::awaitable<void> ReadBarrier::send_batches(RedisClient& client, std::shared
         // already read from their sockets): they join this call instead of waiting for the next.
         co_await asio::post(executor, asio::use_awaitable);
         std::shared_ptr<Batch> batch = std::exchange(thread->next, nullptr);
-        if (!batch) co_return;
+        if (!batch) {
+            thread->sending = false;  // now, not when the frame goes: the next read starts one
+            co_return;
+        }
         co_await send(client, *core, *batch);
         batch->done = true;
         batch->answered.cancel();
