@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <charconv>
+#include <chrono>
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
@@ -90,9 +91,9 @@ struct TokenIdHash {
 
 // One barrier call's worth of registrations, and then its answers. Touched on one thread only.
 struct ReadBarrier::Batch {
-    explicit Batch(const asio::any_io_executor& executor) : answered(executor) {
-        answered.expires_at(asio::steady_timer::time_point::max());  // cancel() is the wake-up
-    }
+    // cancel() is the wake-up; the expiry only bounds a wait for an answer that never comes.
+    Batch(const asio::any_io_executor& executor, std::chrono::milliseconds wait_max)
+        : answered(executor, wait_max) {}
 
     struct TokenGroup {
         TokenKeys keys;
@@ -144,6 +145,28 @@ struct ReadBarrier::Batch {
         versions.push_back({version_key, value_key, {}});
         ++reads;
         return versions.size() - 1;
+    }
+
+    // The script's KEYS and ARGV for this batch.
+    void command(std::vector<std::string>& keys, std::vector<std::string>& args) const {
+        keys.reserve(3 * groups.size() + 2 * versions.size());
+        args.reserve(1 + 2 * groups.size() + 2 * token_index.size());
+        args.push_back(std::to_string(groups.size()));
+        for (const auto& group : groups) {
+            keys.push_back(group.keys.secret);
+            keys.push_back(group.keys.aseq);
+            keys.push_back(group.keys.active);
+            args.push_back(*group.secret);
+            args.push_back(std::to_string(group.tokens.size()));
+            for (const auto& [user, seq] : group.tokens) {
+                args.push_back(std::to_string(user));
+                args.push_back(std::to_string(seq));
+            }
+        }
+        for (const auto& version : versions) {
+            keys.push_back(version.version_key);
+            keys.push_back(version.value_key);
+        }
     }
 
     // Fills the answers from the script's reply; a message when the reply is not one.
@@ -205,8 +228,9 @@ struct ReadBarrier::Thread {
     bool sending = false;       // a sender coroutine runs
     std::uint64_t senders = 0;  // senders started, so a finished one never clears a newer one
 
-    const std::shared_ptr<Batch>& next_batch(const asio::any_io_executor& executor) {
-        if (!next) next = std::make_shared<Batch>(executor);
+    const std::shared_ptr<Batch>& next_batch(const asio::any_io_executor& executor,
+                                             std::chrono::milliseconds wait_max) {
+        if (!next) next = std::make_shared<Batch>(executor, wait_max);
         return next;
     }
 };
@@ -237,7 +261,10 @@ struct ReadBarrier::Core {
 };
 
 ReadBarrier::ReadBarrier(RedisClient& client)
-    : client_(client), core_(std::make_shared<Core>()) {}
+    : client_(client),
+      core_(std::make_shared<Core>()),
+      // The call in flight, then the batch's own call, each bounded by the command timeout.
+      answer_wait_max_(2 * client.options().command_timeout + kAnswerWaitSlack) {}
 
 ReadBarrier::~ReadBarrier() = default;
 
@@ -246,7 +273,7 @@ asio::awaitable<TokenCheck> ReadBarrier::check_token(const TokenKeys& keys,
                                                      std::int64_t user, std::uint64_t seq) {
     const auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<Thread> thread = core_->thread_for(executor);
-    std::shared_ptr<Batch> batch = thread->next_batch(executor);
+    std::shared_ptr<Batch> batch = thread->next_batch(executor, answer_wait_max_);
     const auto place = batch->add_token(keys, std::move(secret), user, seq);
     if (!place) {
         core_->full.fetch_add(1, std::memory_order_relaxed);
@@ -263,7 +290,7 @@ asio::awaitable<VersionCheck> ReadBarrier::check_version(const std::string& vers
                                                          const std::string& value_key) {
     const auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<Thread> thread = core_->thread_for(executor);
-    std::shared_ptr<Batch> batch = thread->next_batch(executor);
+    std::shared_ptr<Batch> batch = thread->next_batch(executor, answer_wait_max_);
     const auto place = batch->add_version(version_key, value_key);
     if (!place) {
         core_->full.fetch_add(1, std::memory_order_relaxed);
@@ -287,8 +314,10 @@ void ReadBarrier::start_sender(RedisClient& client, const std::shared_ptr<Core>&
 }
 
 void ReadBarrier::throw_unless_answered(const Batch& batch, boost::system::error_code ec) {
-    // Woken without an answer: the caller's own cancellation.
-    if (!batch.done) throw boost::system::system_error(ec ? ec : asio::error::operation_aborted);
+    if (!batch.done) {
+        if (!ec) throw DependencyUnavailable("redis: no answer from the read barrier in time");
+        throw boost::system::system_error(ec);  // the caller's own cancellation
+    }
     if (!batch.failure.empty()) throw DependencyUnavailable(batch.failure);
 }
 
@@ -320,39 +349,22 @@ asio::awaitable<void> ReadBarrier::send_batches(RedisClient& client, std::shared
 }
 
 asio::awaitable<void> ReadBarrier::send(RedisClient& client, Core& core, Batch& batch) {
-    std::vector<std::string> keys;
-    std::vector<std::string> args;
-    keys.reserve(3 * batch.groups.size() + 2 * batch.versions.size());
-    args.reserve(1 + 2 * batch.groups.size() + 2 * batch.token_index.size());
-    args.push_back(std::to_string(batch.groups.size()));
-    for (const auto& group : batch.groups) {
-        keys.push_back(group.keys.secret);
-        keys.push_back(group.keys.aseq);
-        keys.push_back(group.keys.active);
-        args.push_back(*group.secret);
-        args.push_back(std::to_string(group.tokens.size()));
-        for (const auto& [user, seq] : group.tokens) {
-            args.push_back(std::to_string(user));
-            args.push_back(std::to_string(seq));
-        }
-    }
-    for (const auto& version : batch.versions) {
-        keys.push_back(version.version_key);
-        keys.push_back(version.value_key);
-    }
     core.calls.fetch_add(1, std::memory_order_relaxed);
     core.reads.fetch_add(batch.reads, std::memory_order_relaxed);
     core.tokens.fetch_add(batch.token_index.size(), std::memory_order_relaxed);
     core.versions.fetch_add(batch.versions.size(), std::memory_order_relaxed);
-
-    std::string failure;
+    // Whatever goes wrong, the batch gets a failure: its reads must not wait for nothing.
+    std::string failure = "redis: read barrier failed";
     try {
+        std::vector<std::string> keys;
+        std::vector<std::string> args;
+        batch.command(keys, args);
         const RedisReply reply = co_await client.eval(barrier_script(), std::move(keys),
                                                       std::move(args));
         failure = batch.read_answers(reply);
     } catch (const std::exception& error) {
-        failure = error.what();
-        if (failure.empty()) failure = "redis: read barrier failed";
+        if (*error.what() != '\0') failure = error.what();
+    } catch (...) {
     }
     batch.failure = std::move(failure);
 }

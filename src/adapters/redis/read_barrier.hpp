@@ -20,13 +20,15 @@
 // io_context, this codebase's rule), may call it at once; a thread's batches are only touched
 // on that thread. `client` must outlive the barrier and the barrier every call into it.
 // Infrastructure failures (Redis away, no answer within the client's timeout, an error reply)
-// throw domain::DependencyUnavailable in every read of the batch.
+// throw domain::DependencyUnavailable in every read of the batch; no read waits longer than two
+// command timeouts (the call in flight, then its own) plus kAnswerWaitSlack.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -60,6 +62,9 @@ public:
     // Distinct tokens + keys per batch (bounds one script's time in Redis: ~1 µs each). A read
     // that finds the next batch full gets kUnsure / an empty VersionCheck and takes its own path.
     static constexpr std::size_t kBatchEntriesMax = 1024;
+    // A read waits for the call in flight and then its batch's call, each bounded by the
+    // client's command timeout; this is added to the two for the wait's own bound.
+    static constexpr std::chrono::milliseconds kAnswerWaitSlack{1000};
 
     struct Counters {
         std::uint64_t calls = 0;     // barrier calls answered or failed
@@ -104,6 +109,7 @@ private:
 
     RedisClient& client_;
     std::shared_ptr<Core> core_;
+    const std::chrono::milliseconds answer_wait_max_;
 };
 
 }  // namespace concertd::redis
