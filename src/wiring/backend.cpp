@@ -18,6 +18,7 @@
 #include "adapters/sqlite/sqlite_payment_store.hpp"
 #include "adapters/sqlite/sqlite_reservation_store.hpp"
 #include "adapters/sqlite/sqlite_wallet_store.hpp"
+#include "adapters/redis/read_barrier.hpp"
 #include "adapters/redis/redis_catalog_cache.hpp"
 #include "adapters/redis/redis_client.hpp"
 #include "adapters/redis/redis_lock.hpp"
@@ -139,11 +140,14 @@ private:
 struct RedisParts {
     explicit RedisParts(const Config& config)
         : client(redis::parse_redis_url(*config.redis_url)),
-          queue(client, config.queue),
+          barrier(client),
+          queue(client, config.queue, redis::RedisWaitingQueue::kDefaultKeyPrefix, &barrier),
           lock(client, kRedisLockLease),
-          cache(client),
+          cache(client, redis::RedisCatalogCache::kDefaultKeyPrefix, &barrier),
           health(client) {}
     redis::RedisClient client;
+    // One per process: a cached read's token check and cache check share each thread's calls.
+    redis::ReadBarrier barrier;
     redis::RedisWaitingQueue queue;
     redis::RedisLock lock;
     redis::RedisCatalogCache cache;

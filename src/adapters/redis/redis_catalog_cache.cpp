@@ -372,8 +372,13 @@ std::optional<app::ScheduleList> decode_schedule_list(std::string_view text) {
 
 // --- the cache -----------------------------------------------------------------------------------
 
-RedisCatalogCache::RedisCatalogCache(RedisClient& client, std::string key_prefix)
-    : client_(client), prefix_(std::move(key_prefix)), owner_(random_owner()) {}
+RedisCatalogCache::RedisCatalogCache(RedisClient& client, std::string key_prefix,
+                                     ReadBarrier* barrier)
+    : client_(client),
+      prefix_(std::move(key_prefix)),
+      owner_(random_owner()),
+      own_barrier_(barrier ? nullptr : std::make_unique<ReadBarrier>(client)),
+      barrier_(barrier ? *barrier : *own_barrier_) {}
 
 RedisCatalogCache::Keys RedisCatalogCache::keys_for(Kind kind, std::int64_t id) const {
     std::string value = prefix_ + (kind == Kind::kSeatMap ? "sm:" : "sl:") + std::to_string(id);
@@ -441,6 +446,18 @@ void RedisCatalogCache::local_erase(std::int64_t id) {
 template <class T>
 boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind, std::int64_t id) {
     const Keys keys = keys_for(kind, id);
+    if (auto local = local_get<T>(id)) {
+        // The common case: a copy is here, Redis only has to say it is current. The barrier
+        // call is shared with the thread's other reads and sent after this one started.
+        const VersionCheck current = co_await barrier_.check_version(keys.version, keys.value);
+        if (current.value_exists && current.version) {
+            if (local->version != *current.version) local = local_get<T>(id);  // updated since
+            if (local && local->version == *current.version) {
+                ++local_hits_;
+                co_return app::CacheLookup<T>{std::move(local->value), local->version};
+            }
+        }
+    }
     const LoaderKey loader{this, static_cast<int>(kind), id};
     const auto deadline = Clock::now() + kLoadWaitMax;
     bool waited = false;

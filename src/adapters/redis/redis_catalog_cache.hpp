@@ -14,17 +14,20 @@
 //   bumps the version and deletes the value in one script).
 // - put stores only if the generation is still the key's version (compare-and-set in a script),
 //   so a loader that looked before an invalidation never puts back the older state.
-// - The in-process layer keeps (version, decoded value) per key and serves it only when, in the
-//   same round trip, Redis says the version is still that one and the value has not expired
-//   there: it never serves anything older than the last invalidation committed in Redis, nor
-//   outlives Redis's copy. It only saves moving and decoding the value.
+// - The in-process layer keeps (version, decoded value) per key and serves it only when, in a
+//   round trip sent after the lookup started, Redis says the version is still that one and the
+//   value has not expired there: it never serves anything older than the last invalidation
+//   committed in Redis, nor outlives Redis's copy. It only saves moving and decoding the value.
+//   That round trip is the thread's read barrier (read_barrier.hpp), shared with the thread's
+//   other reads; a key with no local copy, or a stale one, takes the lookup script of its own.
 // - Stampede protection: on a miss, one caller per key becomes the loader (it takes the loading
 //   lock); the others wait up to kLoadWaitMax: callers on the loader's thread until its put()
 //   wakes them, callers elsewhere polling every kLoadPollInterval. Then they load anyway.
 // - lookup and invalidate throw domain::DependencyUnavailable when Redis cannot be reached
 //   (invalidate after one retry); put never does (caching is optional, the value is loaded).
-// - Thread-safe. One round trip per lookup (more only while waiting for another loader), one
-//   per put, one per invalidate.
+// - Thread-safe. A lookup served locally costs a share of a barrier call; otherwise one round
+//   trip (plus the barrier's share when a stale local copy was there; more only while waiting
+//   for another loader). One per put, one per invalidate.
 #pragma once
 
 #include <array>
@@ -40,6 +43,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "adapters/redis/read_barrier.hpp"
 #include "adapters/redis/redis_client.hpp"
 #include "app/ports/catalog_cache.hpp"
 
@@ -72,8 +76,10 @@ public:
         std::uint64_t waits = 0;       // lookups that waited for another loader
     };
 
-    // `client` must outlive the cache.
-    explicit RedisCatalogCache(RedisClient& client, std::string key_prefix = kDefaultKeyPrefix);
+    // `client` must outlive the cache, `barrier` too (shared with the queue, so a read's two
+    // checks share calls); null: a barrier of the cache's own.
+    explicit RedisCatalogCache(RedisClient& client, std::string key_prefix = kDefaultKeyPrefix,
+                               ReadBarrier* barrier = nullptr);
     RedisCatalogCache(const RedisCatalogCache&) = delete;
     RedisCatalogCache& operator=(const RedisCatalogCache&) = delete;
 
@@ -135,6 +141,8 @@ private:
     RedisClient& client_;
     const std::string prefix_;
     const std::string owner_;  // this instance's loading-lock owner
+    std::unique_ptr<ReadBarrier> own_barrier_;
+    ReadBarrier& barrier_;
 
     Shards<domain::SeatMap> seat_maps_;
     Shards<app::ScheduleList> schedule_lists_;

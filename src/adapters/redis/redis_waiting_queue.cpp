@@ -314,17 +314,19 @@ void require_positive(std::int64_t value, const char* name) {
 }  // namespace
 
 RedisWaitingQueue::RedisWaitingQueue(RedisClient& client, app::QueueSettings settings,
-                                     std::string key_prefix)
-    : client_(client), settings_(settings), prefix_(std::move(key_prefix)) {
+                                     std::string key_prefix, ReadBarrier* barrier)
+    : client_(client),
+      settings_(settings),
+      prefix_(std::move(key_prefix)),
+      keys_{prefix_ + "line",   prefix_ + "poll",   prefix_ + "seq", prefix_ + "active",
+            prefix_ + "aseq",   prefix_ + "secret", prefix_ + "adm"},
+      token_keys_{prefix_ + "secret", prefix_ + "aseq", prefix_ + "active"},
+      own_barrier_(barrier ? nullptr : std::make_unique<ReadBarrier>(client)),
+      barrier_(barrier ? *barrier : *own_barrier_) {
     require_positive(settings.admit_per_second, "admit_per_second");
     require_positive(settings.max_active, "max_active");
     require_positive(settings.active_ttl_seconds, "active_ttl_seconds");
     require_positive(settings.waiting_ttl_seconds, "waiting_ttl_seconds");
-}
-
-std::vector<std::string> RedisWaitingQueue::keys() const {
-    return {prefix_ + "line",   prefix_ + "poll", prefix_ + "seq", prefix_ + "active",
-            prefix_ + "aseq",   prefix_ + "secret", prefix_ + "adm"};
 }
 
 boost::asio::awaitable<std::shared_ptr<const std::string>> RedisWaitingQueue::secret() {
@@ -353,6 +355,15 @@ boost::asio::awaitable<std::shared_ptr<const std::string>> RedisWaitingQueue::re
     co_return loaded;
 }
 
+domain::QueueTicket RedisWaitingQueue::active_ticket(std::string token,
+                                                     domain::UserId user) const {
+    domain::QueueTicket ticket;
+    ticket.token = std::move(token);
+    ticket.user_id = user;
+    ticket.status = domain::TokenStatus::kActive;
+    return ticket;
+}
+
 domain::QueueTicket RedisWaitingQueue::waiting_ticket(std::string token, domain::UserId user,
                                                       std::int64_t position) const {
     domain::QueueTicket ticket;
@@ -369,7 +380,7 @@ boost::asio::awaitable<app::IssuedTicket> RedisWaitingQueue::issue(domain::UserI
     std::shared_ptr<const std::string> key = co_await secret();
     for (int attempt = 0;; ++attempt) {
         const RedisReply reply = co_await client_.eval(
-            scripts().issue, keys(),
+            scripts().issue, keys_,
             {std::to_string(kPollSlots), std::to_string(settings_.waiting_ttl_seconds * 1000),
              *key, std::to_string(user)});
         const std::int64_t code = integer_at(reply, 0);
@@ -380,13 +391,7 @@ boost::asio::awaitable<app::IssuedTicket> RedisWaitingQueue::issue(domain::UserI
         }
         const auto seq = static_cast<std::uint64_t>(integer_at(reply, 1));
         std::string token = make_token(*key, static_cast<std::uint64_t>(user), seq);
-        if (code == 1) {
-            domain::QueueTicket ticket;
-            ticket.token = std::move(token);
-            ticket.user_id = user;
-            ticket.status = domain::TokenStatus::kActive;
-            co_return app::IssuedTicket{std::move(ticket), false};
-        }
+        if (code == 1) co_return app::IssuedTicket{active_ticket(std::move(token), user), false};
         co_return app::IssuedTicket{waiting_ticket(std::move(token), user, integer_at(reply, 2)),
                                     integer_at(reply, 3) == 1};
     }
@@ -397,10 +402,18 @@ boost::asio::awaitable<std::optional<domain::QueueTicket>> RedisWaitingQueue::fi
     const std::optional<TokenParts> parts = parse_token(token);
     if (!parts) co_return std::nullopt;
     std::shared_ptr<const std::string> key = co_await secret();
+    const auto user = static_cast<domain::UserId>(parts->user);
+    if (!mac_matches(*key, *parts)) co_return std::nullopt;  // forged: no round trip
+    // ACTIVE or expired: answered by a barrier call shared with the thread's other reads.
+    switch (co_await barrier_.check_token(token_keys_, key, user, parts->seq)) {
+        case TokenCheck::kActive: co_return active_ticket(std::move(token), user);
+        case TokenCheck::kNotLive: co_return std::nullopt;
+        case TokenCheck::kUnsure: break;  // WAITING (a look is a poll), unknown, new secret
+    }
     for (int attempt = 0;; ++attempt) {
-        if (!mac_matches(*key, *parts)) co_return std::nullopt;  // forged: no round trip
+        if (attempt > 0 && !mac_matches(*key, *parts)) co_return std::nullopt;
         const RedisReply reply = co_await client_.eval(
-            scripts().find, keys(),
+            scripts().find, keys_,
             {std::to_string(kPollSlots), std::to_string(settings_.waiting_ttl_seconds * 1000),
              *key, std::to_string(static_cast<domain::UserId>(parts->user)),
              std::to_string(parts->seq)});
@@ -410,22 +423,15 @@ boost::asio::awaitable<std::optional<domain::QueueTicket>> RedisWaitingQueue::fi
             key = co_await reload_secret();  // the token is checked again under the new key
             continue;
         }
-        const auto user = static_cast<domain::UserId>(parts->user);
         if (code == 0) co_return waiting_ticket(std::move(token), user, integer_at(reply, 1));
-        if (code == 1) {
-            domain::QueueTicket ticket;
-            ticket.token = std::move(token);
-            ticket.user_id = user;
-            ticket.status = domain::TokenStatus::kActive;
-            co_return ticket;
-        }
+        if (code == 1) co_return active_ticket(std::move(token), user);
         co_return std::nullopt;
     }
 }
 
 boost::asio::awaitable<void> RedisWaitingQueue::expire_user(domain::UserId user) {
     const RedisReply reply = co_await client_.eval(
-        scripts().expire_user, keys(),
+        scripts().expire_user, keys_,
         {std::to_string(kPollSlots), std::to_string(settings_.waiting_ttl_seconds * 1000),
          std::to_string(user)});
     integer_of(reply);
@@ -433,7 +439,7 @@ boost::asio::awaitable<void> RedisWaitingQueue::expire_user(domain::UserId user)
 
 boost::asio::awaitable<std::int64_t> RedisWaitingQueue::admit(domain::TimePoint) {
     const RedisReply reply = co_await client_.eval(
-        scripts().admit, keys(),
+        scripts().admit, keys_,
         {std::to_string(kPollSlots), std::to_string(settings_.waiting_ttl_seconds * 1000),
          std::to_string(settings_.admit_per_second), std::to_string(settings_.max_active),
          std::to_string(settings_.active_ttl_seconds * 1000),

@@ -33,6 +33,10 @@
 // - Every process must use the same settings (they travel with each script call).
 // - Thread-safe; each call runs on the calling io_context's Redis connection. Infrastructure
 //   failures throw domain::DependencyUnavailable.
+// - find() of an ACTIVE token makes no Redis call of its own: it is answered by the thread's
+//   read barrier (read_barrier.hpp), a call shared with the other reads of the thread and sent
+//   after this one started, so it is exactly as fresh (a token expired by a payment that was
+//   answered before the find started is refused, in any process).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -44,6 +48,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/redis/read_barrier.hpp"
 #include "adapters/redis/redis_client.hpp"
 #include "app/ports/waiting_queue.hpp"
 
@@ -62,9 +67,11 @@ public:
     static constexpr std::int64_t kMaxActiveExpiriesPerAdmit = 10'000;
     static constexpr std::size_t kTokenLength = 64;
 
-    // Throws std::invalid_argument unless every setting is ≥ 1. `client` must outlive the queue.
+    // Throws std::invalid_argument unless every setting is ≥ 1. `client` must outlive the queue,
+    // `barrier` too (shared with the cache, so a read's two checks share calls); null: a barrier
+    // of the queue's own.
     RedisWaitingQueue(RedisClient& client, app::QueueSettings settings,
-                      std::string key_prefix = kDefaultKeyPrefix);
+                      std::string key_prefix = kDefaultKeyPrefix, ReadBarrier* barrier = nullptr);
     RedisWaitingQueue(const RedisWaitingQueue&) = delete;
     RedisWaitingQueue& operator=(const RedisWaitingQueue&) = delete;
 
@@ -74,7 +81,8 @@ public:
     boost::asio::awaitable<app::IssuedTicket> issue(domain::UserId user) override;
     // WAITING: position (1-based) and ceil(position / admit_per_second) seconds, and the look
     // counts as a poll. ACTIVE: position 0, wait 0. nullopt when malformed or forged (no round
-    // trip: the MAC is checked here), unknown, dropped or expired. One round trip.
+    // trip: the MAC is checked here), unknown, dropped or expired. ACTIVE or expired: a share of
+    // a barrier call; otherwise (WAITING, unknown) one more round trip, today's full look.
     boost::asio::awaitable<std::optional<domain::QueueTicket>> find(std::string token) override;
     // Ends the user's token in whatever state; a no-op when there is none. One round trip.
     boost::asio::awaitable<void> expire_user(domain::UserId user) override;
@@ -94,13 +102,17 @@ private:
     boost::asio::awaitable<std::shared_ptr<const std::string>> secret();
     boost::asio::awaitable<std::shared_ptr<const std::string>> reload_secret();
 
-    std::vector<std::string> keys() const;
+    domain::QueueTicket active_ticket(std::string token, domain::UserId user) const;
     domain::QueueTicket waiting_ticket(std::string token, domain::UserId user,
                                        std::int64_t position) const;
 
     RedisClient& client_;
     const app::QueueSettings settings_;
     const std::string prefix_;
+    const std::vector<std::string> keys_;  // the seven keys every script gets, in order
+    const TokenKeys token_keys_;
+    std::unique_ptr<ReadBarrier> own_barrier_;
+    ReadBarrier& barrier_;
 
     std::mutex secret_mutex_;  // guards secret_; never held across a co_await
     std::shared_ptr<const std::string> secret_;

@@ -1,0 +1,404 @@
+// The read barrier (src/adapters/redis/read_barrier.hpp) under the queue and the cache, against a
+// throwaway redis-server (scripts/redis-start.sh) started once for this binary; the tests are
+// skipped, with the reason, when it cannot start. A "process" is a RedisClient of its own, with
+// its own io_context, barrier, queue and cache, as wiring/backend.cpp builds them.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/redis/read_barrier.hpp"
+#include "adapters/redis/redis_catalog_cache.hpp"
+#include "adapters/redis/redis_client.hpp"
+#include "adapters/redis/redis_waiting_queue.hpp"
+#include "domain/outcome.hpp"
+
+namespace concertd::redis {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using domain::DependencyUnavailable;
+using domain::TokenStatus;
+
+// --- the server ----------------------------------------------------------------------------------
+
+std::pair<int, std::string> run_command(const std::string& command) {
+    std::string output;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) return {-1, ""};
+    std::array<char, 256> buffer{};
+    while (std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
+    const int status = ::pclose(pipe);
+    while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+class BarrierRedis : public ::testing::Environment {
+public:
+    void SetUp() override {
+        std::string pattern = std::filesystem::temp_directory_path() / "concertd-barrier-XXXXXX";
+        if (!::mkdtemp(pattern.data())) {
+            reason_ = "mkdtemp failed";
+            return;
+        }
+        dir_ = pattern;
+        const auto [status, output] = run_command(script("redis-start.sh") + " " + dir_);
+        if (status != 0 || !output.starts_with("redis://")) {
+            reason_ = "scripts/redis-start.sh failed (exit " + std::to_string(status) + ")";
+            return;
+        }
+        url_ = output;
+        port_ = std::to_string(parse_redis_url(url_).port);
+    }
+
+    void TearDown() override {
+        if (dir_.empty()) return;
+        run_command(script("redis-stop.sh") + " " + dir_);
+        std::error_code ignored;
+        std::filesystem::remove_all(dir_, ignored);
+    }
+
+    bool stop() { return run_command(script("redis-stop.sh") + " " + dir_).first == 0; }
+    bool start() {  // on the same port, without the old data
+        return run_command(script("redis-start.sh") + " " + dir_ + " " + port_).first == 0;
+    }
+
+    const std::string& url() const { return url_; }
+    const std::string& reason() const { return reason_; }
+
+private:
+    static std::string script(const char* name) {
+        return std::string(CONCERTD_SOURCE_DIR) + "/scripts/" + name;
+    }
+
+    std::string dir_;
+    std::string url_;
+    std::string port_;
+    std::string reason_;
+};
+
+auto* const server =
+    dynamic_cast<BarrierRedis*>(::testing::AddGlobalTestEnvironment(new BarrierRedis));
+
+RedisOptions options() {
+    RedisOptions options = parse_redis_url(server->url());
+    options.command_timeout = 2s;
+    options.connect_timeout = 500ms;
+    return options;
+}
+
+app::QueueSettings settings() { return {1000, 1000, 600, 60}; }
+
+domain::SeatMap seat_map_of(domain::ScheduleId schedule, domain::Won price) {
+    domain::SeatMap map;
+    map.schedule_id = schedule;
+    for (int i = 1; i <= 5; ++i) {
+        domain::SeatState seat;
+        seat.seat_no = i;
+        seat.price_won = price;
+        map.seats.push_back(seat);
+    }
+    return map;
+}
+
+// --- processes -----------------------------------------------------------------------------------
+
+// Driven by the test's thread: handlers run only inside run()/poll_one(), so the test decides
+// what a barrier call may see.
+struct Process {
+    Process()
+        : client(options()),
+          barrier(client),
+          queue(client, settings(), RedisWaitingQueue::kDefaultKeyPrefix, &barrier),
+          cache(client, RedisCatalogCache::kDefaultKeyPrefix, &barrier) {}
+
+    template <class T>
+    std::future<T> spawn(asio::awaitable<T> task) {
+        return asio::co_spawn(io, std::move(task), asio::use_future);
+    }
+    template <class T>
+    T wait(std::future<T> result) {
+        io.restart();
+        while (result.wait_for(0s) != std::future_status::ready) {
+            if (io.run_one_for(10s) == 0 && result.wait_for(0s) != std::future_status::ready) {
+                ADD_FAILURE() << "io_context ran out of work before the coroutine finished";
+                break;
+            }
+        }
+        return result.get();
+    }
+    template <class T>
+    T run(asio::awaitable<T> task) {
+        return wait(spawn(std::move(task)));
+    }
+
+    std::string admitted_token(domain::UserId user) {
+        const std::string token = run(queue.issue(user)).ticket.token;
+        run(queue.admit(domain::TimePoint{}));
+        return token;
+    }
+    std::optional<domain::QueueTicket> find(const std::string& token) {
+        return run(queue.find(token));
+    }
+    // A cached copy of schedule `schedule` at `price`, in Redis and in this process's layer.
+    void cache_seat_map(domain::ScheduleId schedule, domain::Won price) {
+        const auto miss = run(cache.seat_map(schedule));
+        run(cache.put_seat_map(schedule,
+                               std::make_shared<const domain::SeatMap>(seat_map_of(schedule, price)),
+                               miss.generation));
+    }
+
+    asio::io_context io;  // declared first: destroyed after everything that uses it
+    RedisClient client;
+    ReadBarrier barrier;
+    RedisWaitingQueue queue;
+    RedisCatalogCache cache;
+};
+
+// Runs its io_context on a thread of its own, as a server's I/O thread does, with readers that
+// keep a barrier call in flight all the time.
+struct BusyProcess : Process {
+    BusyProcess() : thread([this] { io.run(); }) {}
+    ~BusyProcess() {
+        stopping = true;
+        for (auto& reader : readers) reader.wait();
+        work.reset();
+        io.stop();
+        thread.join();
+    }
+
+    template <class T>
+    T call(asio::awaitable<T> task) {
+        return asio::co_spawn(io, std::move(task), asio::use_future).get();
+    }
+    // Looks again and again (token, then schedule 7's seat map), as a burst of reads does.
+    void keep_reading(std::string token, int readers_count) {
+        for (int i = 0; i < readers_count; ++i) {
+            readers.push_back(asio::co_spawn(io, read_loop(token), asio::use_future));
+        }
+    }
+    asio::awaitable<void> read_loop(std::string token) {
+        while (!stopping) {
+            co_await queue.find(token);
+            co_await cache.seat_map(7);
+        }
+    }
+
+    std::atomic<bool> stopping{false};
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::vector<std::future<void>> readers;
+    std::thread thread;
+};
+
+class ReadBarrierTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (server->url().empty()) GTEST_SKIP() << "no redis-server: " << server->reason();
+        admin.emplace();
+        admin->run(admin->client.command({"FLUSHALL"}));
+    }
+
+    std::optional<Process> admin;
+};
+
+// --- the queue -----------------------------------------------------------------------------------
+
+TEST_F(ReadBarrierTest, ReadsOfAThreadShareOneCallAndEachTokenIsAskedOnce) {
+    Process p;
+    const std::string first = p.admitted_token(1);
+    const std::string second = p.admitted_token(2);
+    ASSERT_TRUE(p.find(first));  // the secret is loaded from here on
+    const auto before = p.barrier.counters();
+
+    std::vector<std::future<std::optional<domain::QueueTicket>>> finds;
+    for (int i = 0; i < 20; ++i) finds.push_back(p.spawn(p.queue.find(i % 2 ? first : second)));
+    for (int i = 0; i < 20; ++i) {
+        const auto ticket = p.wait(std::move(finds[i]));
+        ASSERT_TRUE(ticket);
+        EXPECT_EQ(ticket->status, TokenStatus::kActive);
+        EXPECT_EQ(ticket->user_id, i % 2 ? 1 : 2);
+    }
+    const auto after = p.barrier.counters();
+    EXPECT_EQ(after.calls - before.calls, 1u);  // all twenty registered before it was sent
+    EXPECT_EQ(after.reads - before.reads, 20u);
+    EXPECT_EQ(after.tokens - before.tokens, 2u);
+}
+
+TEST_F(ReadBarrierTest, ABatchOfMixedTokensAnswersEachAsAFindOfItsOwnWould) {
+    Process p;
+    const std::string active = p.admitted_token(1);
+    const std::string other_active = p.admitted_token(2);
+    const std::string paid = p.admitted_token(4);
+    p.run(p.queue.expire_user(4));
+    const std::string old_stay = p.admitted_token(5);
+    p.run(p.queue.expire_user(5));
+    const std::string new_stay = p.admitted_token(5);
+    ASSERT_NE(old_stay, new_stay);
+    const std::string waiting = p.run(p.queue.issue(3)).ticket.token;  // not admitted
+    std::string forged = active;
+    forged.back() = forged.back() == '0' ? '1' : '0';
+    ASSERT_TRUE(p.find(active));
+
+    const std::vector<std::string> tokens{active, other_active, paid, old_stay,
+                                          new_stay, waiting,      forged};
+    std::vector<std::future<std::optional<domain::QueueTicket>>> finds;
+    for (int round = 0; round < 3; ++round) {
+        for (const auto& token : tokens) finds.push_back(p.spawn(p.queue.find(token)));
+    }
+    std::map<std::string, std::vector<std::optional<domain::QueueTicket>>> answers;
+    for (std::size_t i = 0; i < finds.size(); ++i) {
+        answers[tokens[i % tokens.size()]].push_back(p.wait(std::move(finds[i])));
+    }
+    for (const auto& ticket : answers[active]) {
+        ASSERT_TRUE(ticket);
+        EXPECT_EQ(ticket->status, TokenStatus::kActive);
+        EXPECT_EQ(ticket->user_id, 1);
+    }
+    for (const auto& ticket : answers[other_active]) {
+        ASSERT_TRUE(ticket);
+        EXPECT_EQ(ticket->user_id, 2);
+    }
+    for (const auto& ticket : answers[new_stay]) {
+        ASSERT_TRUE(ticket);
+        EXPECT_EQ(ticket->user_id, 5);
+        EXPECT_EQ(ticket->status, TokenStatus::kActive);
+    }
+    for (const auto& ticket : answers[waiting]) {  // the full look: a position, and a poll
+        ASSERT_TRUE(ticket);
+        EXPECT_EQ(ticket->status, TokenStatus::kWaiting);
+        EXPECT_EQ(ticket->position, 1);
+    }
+    for (const auto& token : {paid, old_stay, forged}) {
+        for (const auto& ticket : answers[token]) EXPECT_FALSE(ticket);
+    }
+}
+
+TEST_F(ReadBarrierTest, APaymentInOneProcessRefusesTheNextReadInAnother) {
+    Process payer;
+    BusyProcess reader;
+    constexpr int kUsers = 40;
+    std::vector<std::string> tokens;
+    for (int user = 1; user <= kUsers; ++user) tokens.push_back(payer.admitted_token(user));
+    for (const auto& token : tokens) reader.keep_reading(token, 2);  // calls always in flight
+    for (int user = 1; user <= kUsers; ++user) {
+        const std::string& token = tokens[user - 1];
+        ASSERT_TRUE(reader.call(reader.queue.find(token)));
+        payer.run(payer.queue.expire_user(user));  // after a payment, before it answers
+        EXPECT_FALSE(reader.call(reader.queue.find(token))) << "user " << user;
+    }
+    EXPECT_LT(reader.barrier.counters().calls, reader.barrier.counters().reads);
+}
+
+// The call in flight was made before the read: it cannot answer it, even for the same token.
+TEST_F(ReadBarrierTest, AReadNeverJoinsTheCallInFlight) {
+    Process payer;
+    Process reader;
+    for (int user = 1; user <= 20; ++user) {
+        const std::string token = payer.admitted_token(user);
+        ASSERT_TRUE(reader.find(token));
+        const auto calls = reader.barrier.counters().calls;
+        auto first = reader.spawn(reader.queue.find(token));
+        reader.io.restart();
+        while (reader.barrier.counters().calls == calls) {
+            ASSERT_EQ(reader.io.run_one_for(1s), 1u);
+        }
+        reader.io.poll_one();  // the write
+        std::this_thread::sleep_for(5ms);  // Redis runs the call; its answer waits in the socket
+        payer.run(payer.queue.expire_user(user));
+        auto second = reader.spawn(reader.queue.find(token));
+        reader.wait(std::move(first));
+        EXPECT_FALSE(reader.wait(std::move(second))) << "user " << user;
+    }
+}
+
+// --- the cache -----------------------------------------------------------------------------------
+
+TEST_F(ReadBarrierTest, AnInvalidationInOneProcessIsSeenByTheNextReadInAnother) {
+    Process writer;
+    BusyProcess reader;
+    const std::string token = writer.admitted_token(1);
+    writer.cache_seat_map(7, 1);
+    reader.keep_reading(token, 8);
+    for (domain::Won price = 2; price <= 16; ++price) {
+        const auto seen = reader.call(reader.cache.seat_map(7));
+        ASSERT_TRUE(seen.value);
+        EXPECT_EQ(seen.value->seats.front().price_won, price - 1);
+        writer.run(writer.cache.invalidate(1, 7));  // after a hold committed, before it answers
+        const auto after = reader.call(reader.cache.seat_map(7));
+        EXPECT_FALSE(after.value) << "price " << price;  // nobody stored the new state yet
+        writer.cache_seat_map(7, price);
+    }
+    const auto counters = reader.cache.counters();
+    EXPECT_GT(counters.local_hits, 0u);
+}
+
+TEST_F(ReadBarrierTest, CacheKeysOfAThreadShareOneCall) {
+    Process p;
+    p.cache_seat_map(7, 1);
+    p.cache_seat_map(8, 1);
+    const auto before = p.barrier.counters();
+    std::vector<std::future<app::CacheLookup<domain::SeatMap>>> reads;
+    for (int i = 0; i < 10; ++i) reads.push_back(p.spawn(p.cache.seat_map(7 + i % 2)));
+    for (auto& read : reads) EXPECT_TRUE(p.wait(std::move(read)).value);
+    const auto after = p.barrier.counters();
+    EXPECT_EQ(after.calls - before.calls, 1u);
+    EXPECT_EQ(after.versions - before.versions, 2u);
+    EXPECT_EQ(p.cache.counters().local_hits, 10u);
+}
+
+TEST_F(ReadBarrierTest, TheLocalCopyIsNotServedOnceRedisLostTheValue) {
+    Process p;
+    p.cache_seat_map(7, 1);
+    admin->run(admin->client.command({"DEL", "concertd:cache:sm:7"}));  // the safety TTL ran out
+    EXPECT_FALSE(p.run(p.cache.seat_map(7)).value);
+    p.cache_seat_map(7, 2);
+    admin->run(admin->client.command({"FLUSHALL"}));
+    const auto lost = p.run(p.cache.seat_map(7));
+    EXPECT_FALSE(lost.value);
+}
+
+// --- Redis away ----------------------------------------------------------------------------------
+
+TEST_F(ReadBarrierTest, WhenRedisIsDownEveryReadOfTheBatchFails) {
+    Process p;
+    const std::string token = p.admitted_token(1);
+    p.cache_seat_map(7, 1);
+    ASSERT_TRUE(p.find(token));
+    admin.reset();
+    ASSERT_TRUE(server->stop());
+
+    std::vector<std::future<std::optional<domain::QueueTicket>>> finds;
+    std::vector<std::future<app::CacheLookup<domain::SeatMap>>> lookups;
+    for (int i = 0; i < 5; ++i) {
+        finds.push_back(p.spawn(p.queue.find(token)));
+        lookups.push_back(p.spawn(p.cache.seat_map(7)));
+    }
+    for (auto& find : finds) EXPECT_THROW(p.wait(std::move(find)), DependencyUnavailable);
+    for (auto& lookup : lookups) EXPECT_THROW(p.wait(std::move(lookup)), DependencyUnavailable);
+
+    ASSERT_TRUE(server->start());  // empty: a new secret, the old token is worthless
+    EXPECT_FALSE(p.find(token));
+    const std::string again = p.admitted_token(1);
+    EXPECT_TRUE(p.find(again));
+}
+
+}  // namespace
+}  // namespace concertd::redis
