@@ -6,9 +6,10 @@ back from the beginning with kcat.
   expiries give exactly one message per change, on the topic of its family, keyed by its
   aggregate, with the envelope and headers of docs/kafka.md, in outbox order per key; the sales
   ledger (a consumer group member) has one row per payment.
-- Broker outage mid-burst: requests keep succeeding (no 5xx), /readyz is 503 with "kafka": "down"
-  and an outbox backlog; the broker back on the same port, the backlog drains, every event is on
-  Kafka (at least once) and the ledger has one row per payment.
+- Broker outage mid-burst, longer than the producer's delivery timeout: requests keep succeeding
+  (no 5xx), /readyz is 503 with "kafka": "down" and an outbox backlog; the broker back on the
+  same port, the backlog drains, every event is on Kafka (at least once) and the ledger has one
+  row per payment.
 - kill -9 of the process holding the relay's turn while its batch waits for the broker's acks
   (the broker frozen with SIGSTOP): the other process sends the batch again; no event is lost.
 - Poison messages on concertd.payment go to concertd.dead-letter and the partition goes on.
@@ -44,6 +45,7 @@ ENVELOPE_FIELDS = {"eventId", "type", "aggregateId", "occurredAt", "payload"}
 # The relay's turn (src/adapters/postgres/pg_outbox_store.cpp, kRelayLockKey): the kill test
 # looks for the process holding it.
 RELAY_LOCK_KEY = 7160000002
+OUTAGE_SECONDS = 11
 
 
 @pytest.fixture
@@ -228,7 +230,10 @@ def test_broker_outage_mid_burst(broker, make_server):
             ok = r.status_code == 503 and body["checks"].get("kafka") == "down" and body.get("outboxUnpublished", 0) > 0
             return body if ok else None
         down_body = poll(down, timeout=10, interval=0.1, what="/readyz 503 with kafka down and a backlog")
-        poll(lambda: len(ledger.payments) >= paid_before + 10, timeout=30, what="10 payments while the broker is down")
+        # Down for longer than the producer's delivery timeout (10 s, docs/kafka.md): the batch in
+        # flight fails, is rolled back and sent again after the restart.
+        poll(lambda: len(ledger.payments) >= paid_before + 10 and time.monotonic() - down_at > OUTAGE_SECONDS,
+             timeout=40, what="10 payments while the broker is down")
         backlog = metric(s, "concertd_outbox_unpublished")
         assert backlog >= down_body["outboxUnpublished"] > 0, (backlog, down_body)
         assert not ledger.unavailable, f"5xx while the broker is down: {ledger.unavailable[:5]}"
