@@ -6,6 +6,8 @@
 #   scripts/test-e2e-all.sh [path/to/concertd] [extra pytest arguments...]
 # Every run always happens; the exit code is non-zero when any failed. The last line adds up
 # all runs ("e2e: N passed, N failed, N skipped").
+# The Kafka tests (tests/e2e/test_kafka*.py, each on a broker of its own) run in the PostgreSQL
+# mode only (CONCERTD_E2E_KAFKA=1), after scripts/install-kafka.sh (cached: seconds once done).
 # One mode only: CONCERTD_E2E_BACKEND=sqlite|postgres|postgres+redis scripts/test-e2e.sh ...
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,11 +15,19 @@ backends=(sqlite postgres postgres+redis)
 status=0
 passed=0 failed=0 skipped=0
 summaries=()
+kafka=1
+if ! "$root/scripts/install-kafka.sh" >/dev/null; then
+  echo "test-e2e-all: scripts/install-kafka.sh failed: the Kafka tests are skipped, the run fails" >&2
+  kafka=0 status=1 failed=1
+  summaries+=("kafka: install failed")
+fi
 for backend in "${backends[@]}"; do
   echo "=== e2e on $backend ==="
   log="$(mktemp)"
   started=$SECONDS
-  CONCERTD_E2E_BACKEND="$backend" "$root/scripts/test-e2e.sh" "$@" 2>&1 | tee "$log"
+  with_kafka=0
+  [ "$backend" != postgres ] || with_kafka="$kafka"
+  CONCERTD_E2E_KAFKA="$with_kafka" CONCERTD_E2E_BACKEND="$backend" "$root/scripts/test-e2e.sh" "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   took=$((SECONDS - started))
   # pytest's closing line, e.g. "1 failed, 373 passed, 5 skipped in 122.45s (0:02:02)"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 import pytest
 
@@ -153,3 +154,7 @@ def pytest_runtest_makereport(item, call):
             redises = {id(s.redis): s.redis for s in list(support.TOUCHED.values()) if s.redis is not None}
             for r in redises.values():
                 report.sections.append((f"redis log ({r.dir}/redis.log)", r.log_tail(15)))
+        kafka = sys.modules.get("kafka_broker")  # only when a test imported it
+        if kafka is not None:
+            for b in list(kafka.KafkaBroker._live.values()):
+                report.sections.append((f"kafka log ({b.dir}/server.log)", b.log_tail(30)))
