@@ -57,6 +57,7 @@ KafkaConsumerGroup::KafkaConsumerGroup(KafkaSettings settings, std::vector<std::
     set(*conf, "session.timeout.ms", "6000");
     set(*conf, "heartbeat.interval.ms", "1000");
     set(*conf, "allow.auto.create.topics", "true");
+    set(*conf, "reconnect.backoff.max.ms", "1000");  // back within a second of the broker
     std::string error;
     client_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
     if (!client_) throw std::runtime_error("kafka consumer: " + error);

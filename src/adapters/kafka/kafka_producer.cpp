@@ -101,6 +101,8 @@ std::shared_ptr<RdKafka::Producer> KafkaProducer::build() {
     set(*conf, "enable.idempotence", "true");
     set(*conf, "message.timeout.ms", std::to_string(settings_.delivery_timeout.count()));
     set(*conf, "linger.ms", "5");
+    // A broker back from an outage is found within a second (the default backs off to 10 s).
+    set(*conf, "reconnect.backoff.max.ms", "1000");
     set(*conf, "client.id", "concertd-relay");
     std::string error;
     if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reports_.get()), error) !=
