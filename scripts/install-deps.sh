@@ -6,6 +6,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev
   libsqlite3-dev sqlite3 libpq-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev postgresql
   libhiredis-dev redis-server librdkafka-dev
+  libmariadb-dev mariadb-server mariadb-client
   python3-venv curl jq
 )
 missing=()

@@ -158,3 +158,14 @@ def pytest_runtest_makereport(item, call):
         if kafka is not None:
             for b in list(kafka.KafkaBroker._live.values()):
                 report.sections.append((f"kafka log ({b.dir}/server.log)", b.log_tail(30)))
+        mariadb = sys.modules.get("mariadb_server")  # only when a test imported it
+        if mariadb is not None:
+            for m in list(mariadb.MariaDbServer._live.values()):
+                report.sections.append((f"mariadb log ({m.dir}/server.log)", m.log_tail(30)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # A MariaDB a test left running (an aborted fixture) would outlive the run: kill it.
+    mariadb = sys.modules.get("mariadb_server")
+    if mariadb is not None:
+        mariadb.MariaDbServer.stop_all()
