@@ -320,7 +320,8 @@ RedisWaitingQueue::RedisWaitingQueue(RedisClient& client, app::QueueSettings set
       prefix_(std::move(key_prefix)),
       keys_{prefix_ + "line",   prefix_ + "poll",   prefix_ + "seq", prefix_ + "active",
             prefix_ + "aseq",   prefix_ + "secret", prefix_ + "adm"},
-      token_keys_{prefix_ + "secret", prefix_ + "aseq", prefix_ + "active"},
+      token_keys_(std::make_shared<const TokenKeys>(
+          TokenKeys{prefix_ + "secret", prefix_ + "aseq", prefix_ + "active"})),
       own_barrier_(barrier ? nullptr : std::make_unique<ReadBarrier>(client)),
       barrier_(barrier ? *barrier : *own_barrier_) {
     require_positive(settings.admit_per_second, "admit_per_second");
@@ -329,13 +330,13 @@ RedisWaitingQueue::RedisWaitingQueue(RedisClient& client, app::QueueSettings set
     require_positive(settings.waiting_ttl_seconds, "waiting_ttl_seconds");
 }
 
+std::shared_ptr<const std::string> RedisWaitingQueue::cached_secret() {
+    std::lock_guard lock(secret_mutex_);
+    return secret_;
+}
+
 boost::asio::awaitable<std::shared_ptr<const std::string>> RedisWaitingQueue::secret() {
-    std::shared_ptr<const std::string> cached;
-    {
-        std::lock_guard lock(secret_mutex_);
-        cached = secret_;
-    }
-    if (cached) co_return cached;
+    if (auto cached = cached_secret()) co_return cached;
     co_return co_await reload_secret();
 }
 
@@ -401,7 +402,8 @@ boost::asio::awaitable<std::optional<domain::QueueTicket>> RedisWaitingQueue::fi
     std::string token) {
     const std::optional<TokenParts> parts = parse_token(token);
     if (!parts) co_return std::nullopt;
-    std::shared_ptr<const std::string> key = co_await secret();
+    std::shared_ptr<const std::string> key = cached_secret();
+    if (!key) key = co_await reload_secret();
     const auto user = static_cast<domain::UserId>(parts->user);
     if (!mac_matches(*key, *parts)) co_return std::nullopt;  // forged: no round trip
     // ACTIVE or expired: answered by a barrier call shared with the thread's other reads.
