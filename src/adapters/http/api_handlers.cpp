@@ -197,7 +197,7 @@ awaitable<Response> ApiHandlers::seat_map(const Request& request, const RoutePar
     if (auto error = bad_path_id(schedule, "scheduleId")) co_return *error;
     auto map = co_await services_.catalog.seat_map(*schedule);
     if (!map) co_return refusal_response(map.refusal());
-    co_return Response{200, seat_map_body(map.value(), now()), kJsonContentType, {}};
+    co_return Response{200, {}, kJsonContentType, {}, seat_map_body(map.value(), now())};
 }
 
 awaitable<Response> ApiHandlers::hold_seat(const Request& request, const RouteParams&) {

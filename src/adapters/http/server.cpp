@@ -200,7 +200,7 @@ void build_head(std::string& head, const Response& response, bool keep_alive,
         head.append(response.content_type);
         head.append("\r\nContent-Length: ");
         const auto length_end =
-            std::to_chars(digits, digits + sizeof digits, response.body.size()).ptr;
+            std::to_chars(digits, digits + sizeof digits, response.body_bytes().size()).ptr;
         head.append(digits, length_end);
     }
     if (!keep_alive) {
@@ -626,7 +626,7 @@ net::awaitable<void> HttpServer::Impl::serve(Worker* worker, tcp::socket socket)
         const bool send_body = !head_request && response.status >= 200 &&
                                response.status != 204 && response.status != 304;
         const std::array<net::const_buffer, 2> buffers = {
-            net::buffer(head), send_body ? net::buffer(response.body) : net::const_buffer()};
+            net::buffer(head), send_body ? net::buffer(response.body_bytes()) : net::const_buffer()};
         // Most answers fit in the socket's send buffer: written here, without the asynchronous
         // path's timer armed and cancelled and its completion through the scheduler. Only what
         // did not fit (or an error, reported again by the write) goes the asynchronous way.
