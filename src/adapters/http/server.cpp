@@ -626,7 +626,8 @@ net::awaitable<void> HttpServer::Impl::serve(Worker* worker, tcp::socket socket)
         const bool send_body = !head_request && response.status >= 200 &&
                                response.status != 204 && response.status != 304;
         const std::array<net::const_buffer, 2> buffers = {
-            net::buffer(head), send_body ? net::buffer(response.body_bytes()) : net::const_buffer()};
+            net::buffer(head),
+            send_body ? net::buffer(response.body_bytes()) : net::const_buffer()};
         // Most answers fit in the socket's send buffer: written here, without the asynchronous
         // path's timer armed and cancelled and its completion through the scheduler. Only what
         // did not fit (or an error, reported again by the write) goes the asynchronous way.

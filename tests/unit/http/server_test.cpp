@@ -69,7 +69,9 @@ Router test_router() {
     router.add(Verb::get, "/big",  // more than a socket's send buffer takes at once
                [](const Request&, const RouteParams&) -> net::awaitable<Response> {
                    std::string body(1'000'000, 'x');
-                   for (std::size_t i = 0; i < body.size(); i += 1000) body[i] = 'a' + i / 1000 % 26;
+                   for (std::size_t i = 0; i < body.size(); i += 1000) {
+                       body[i] = static_cast<char>('a' + i / 1000 % 26);
+                   }
                    co_return make_response(200, std::move(body), "text/plain");
                });
     router.add(Verb::get, "/unavailable",
