@@ -11,17 +11,6 @@ Task<std::vector<Concert>> CatalogService::concerts() {
 
 namespace {
 
-// The cache is an optimization: when it is down (Redis), reads go to the database.
-template <class T, class Lookup>
-Task<CacheLookup<T>> lookup_or_miss(AppStats& stats, Lookup lookup) {
-    try {
-        co_return co_await lookup();
-    } catch (const DependencyUnavailable&) {
-        stats.cache_errors.add();
-    }
-    co_return CacheLookup<T>{};
-}
-
 template <class Put>
 Task<void> put_or_skip(Put put) {
     try {
@@ -34,8 +23,14 @@ Task<void> put_or_skip(Put put) {
 
 Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert) {
     if (!is_valid_id(concert)) co_return Refusal{Rejection::kValidationFailed, "concertId must be positive"};
-    auto cached = co_await lookup_or_miss<ScheduleList>(
-        ports_.stats, [&] { return ports_.cache.schedules(concert); });
+    // The cache is an optimization: when it is down (Redis), reads go to the database. Caught
+    // here rather than in a helper coroutine: one frame less per cached read.
+    CacheLookup<ScheduleList> cached;
+    try {
+        cached = co_await ports_.cache.schedules(concert);
+    } catch (const DependencyUnavailable&) {
+        ports_.stats.cache_errors.add();
+    }
     auto list = cached.value;
     if (list) {
         ports_.stats.cache_hits.add();
@@ -56,8 +51,12 @@ Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert) {
 
 Task<Result<std::shared_ptr<const SeatMap>>> CatalogService::seat_map(ScheduleId schedule) {
     if (!is_valid_id(schedule)) co_return Refusal{Rejection::kValidationFailed, "scheduleId must be positive"};
-    auto cached = co_await lookup_or_miss<SeatMap>(ports_.stats,
-                                                   [&] { return ports_.cache.seat_map(schedule); });
+    CacheLookup<SeatMap> cached;  // as in schedules(): Redis down is a miss
+    try {
+        cached = co_await ports_.cache.seat_map(schedule);
+    } catch (const DependencyUnavailable&) {
+        ports_.stats.cache_errors.add();
+    }
     if (cached.value) {
         ports_.stats.cache_hits.add();
         co_return std::move(cached.value);

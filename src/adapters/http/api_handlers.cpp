@@ -123,12 +123,16 @@ std::vector<Router::RouteInfo> ApiHandlers::routes() {
 
 awaitable<std::optional<Response>> ApiHandlers::gate(const Request& request,
                                                      std::optional<UserId> user) {
-    auto ticket = co_await services_.queue.current(header(request, "Queue-Token"));
-    if (!ticket) co_return refusal_response(ticket.refusal());
+    co_return gate_verdict(co_await services_.queue.current(header(request, "Queue-Token")), user);
+}
+
+std::optional<Response> ApiHandlers::gate_verdict(const Result<QueueTicket>& ticket,
+                                                  std::optional<UserId> user) {
+    if (!ticket) return refusal_response(ticket.refusal());
     if (auto refusal = app::QueueService::check_active(ticket.value(), user)) {
-        co_return refusal_response(*refusal);
+        return refusal_response(*refusal);
     }
-    co_return std::nullopt;
+    return std::nullopt;
 }
 
 awaitable<Response> ApiHandlers::token_refusal_or(std::optional<std::string_view> token,
@@ -187,12 +191,13 @@ awaitable<Response> ApiHandlers::list_schedules(const Request& request, const Ro
 }
 
 awaitable<Response> ApiHandlers::seat_map(const Request& request, const RouteParams& params) {
-    if (auto denied = co_await gate(request, std::nullopt)) co_return *denied;
+    const auto ticket = co_await services_.queue.current(header(request, "Queue-Token"));
+    if (auto denied = gate_verdict(ticket, std::nullopt)) co_return *denied;
     auto schedule = parse_path_id(params.get("scheduleId"));
     if (auto error = bad_path_id(schedule, "scheduleId")) co_return *error;
     auto map = co_await services_.catalog.seat_map(*schedule);
     if (!map) co_return refusal_response(map.refusal());
-    co_return Response{200, seat_map_body(map.value(), now()), kJsonContentType, {}};
+    co_return Response{200, {}, kJsonContentType, {}, seat_map_body(map.value(), now())};
 }
 
 awaitable<Response> ApiHandlers::hold_seat(const Request& request, const RouteParams&) {

@@ -33,6 +33,10 @@ private:
     // the error response.
     boost::asio::awaitable<std::optional<Response>> gate(const Request& request,
                                                          std::optional<domain::UserId> user);
+    // gate()'s verdict on a looked-up token, for a handler that looks it up itself (the seat
+    // map, the hottest read, saves gate()'s coroutine frame that way).
+    static std::optional<Response> gate_verdict(const domain::Result<domain::QueueTicket>& ticket,
+                                                std::optional<domain::UserId> user);
     // The token's refusal (missing, unknown, expired) if it has one, else `otherwise`: a bad
     // request answers for its token first.
     boost::asio::awaitable<Response> token_refusal_or(std::optional<std::string_view> token,

@@ -8,6 +8,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,11 @@ struct Response {
     std::string body;
     std::string_view content_type = kJsonContentType;
     std::vector<std::pair<std::string, std::string>> headers;  // extra ones, e.g. Retry-After
+    // When set, the body sent instead of `body`: bytes kept elsewhere (a cached seat map),
+    // shared rather than copied into every answer.
+    std::shared_ptr<const std::string> shared_body;
+
+    std::string_view body_bytes() const { return shared_body ? *shared_body : body; }
 };
 
 // Values of the `{name}` segments of the matched route pattern, in order.

@@ -90,7 +90,7 @@ std::optional<std::string_view> header(const Request& request, std::string_view 
 }
 
 Response json_response(unsigned status, const boost::json::value& body) {
-    return Response{status, boost::json::serialize(body), kJsonContentType, {}};
+    return Response{status, boost::json::serialize(body), kJsonContentType, {}, {}};
 }
 
 Response refusal_response(const domain::Refusal& refusal) {

@@ -114,11 +114,11 @@ awaitable<Response> OpsHandlers::metrics(const Request&, const RouteParams&) {
     } catch (const std::exception&) {
         // A dependency down must not hide the counters above.
     }
-    co_return Response{200, std::move(out), "text/plain; version=0.0.4; charset=utf-8", {}};
+    co_return Response{200, std::move(out), "text/plain; version=0.0.4; charset=utf-8", {}, {}};
 }
 
 awaitable<Response> OpsHandlers::openapi(const Request&, const RouteParams&) {
-    co_return Response{200, std::string(generated::kOpenApiYaml), "application/yaml", {}};
+    co_return Response{200, std::string(generated::kOpenApiYaml), "application/yaml", {}, {}};
 }
 
 }  // namespace concertd::http

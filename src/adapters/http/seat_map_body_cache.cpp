@@ -22,7 +22,7 @@ struct Entry {
     std::weak_ptr<const domain::SeatMap> map;  // weak: a dropped map is freed, never matched
     TimePoint valid_from;                      // the body holds for valid_from <= now < valid_until
     TimePoint valid_until;
-    std::string body;
+    std::shared_ptr<const std::string> body;
 };
 
 thread_local std::array<Entry, kSlots> t_entries;
@@ -41,13 +41,16 @@ bool same_object(const std::weak_ptr<const domain::SeatMap>& kept,
 
 }  // namespace
 
-std::string seat_map_body(const std::shared_ptr<const domain::SeatMap>& map, TimePoint now) {
+std::shared_ptr<const std::string> seat_map_body(const std::shared_ptr<const domain::SeatMap>& map,
+                                                 TimePoint now) {
     assert(map);
     Entry& entry = t_entries[slot_of(map->schedule_id)];
     if (same_object(entry.map, map) && entry.valid_from <= now && now < entry.valid_until) {
         return entry.body;
     }
-    if (map.use_count() == 1) return render_seat_map(*map, now);  // ours alone: never seen again
+    if (map.use_count() == 1) {  // ours alone: never seen again
+        return std::make_shared<const std::string>(render_seat_map(*map, now));
+    }
 
     // status_at(now) of a HELD seat flips at its expiry: the body holds strictly between the
     // latest expiry at or before `now` and the earliest one after it.
@@ -63,13 +66,10 @@ std::string seat_map_body(const std::shared_ptr<const domain::SeatMap>& map, Tim
         }
     }
     entry.map.reset();
-    entry.body.clear();
-    append_seat_map(entry.body, *map, now);  // into the slot's kept capacity
-    if (entry.body.size() > kBodyBytesMax) {
-        std::string body = std::move(entry.body);
-        entry.body = std::string();
-        return body;
-    }
+    entry.body.reset();
+    auto body = std::make_shared<const std::string>(render_seat_map(*map, now));
+    if (body->size() > kBodyBytesMax) return body;
+    entry.body = body;
     entry.map = map;
     entry.valid_from = from;
     entry.valid_until = until;

@@ -19,8 +19,9 @@
 
 namespace concertd::http {
 
-// render_seat_map(*map, now), from this thread's cache when it can. `map` is not null.
-std::string seat_map_body(const std::shared_ptr<const domain::SeatMap>& map,
-                          domain::TimePoint now);
+// render_seat_map(*map, now), from this thread's cache when it can (shared, not copied: the
+// answer holds it while it is written). `map` is not null; the result never is.
+std::shared_ptr<const std::string> seat_map_body(const std::shared_ptr<const domain::SeatMap>& map,
+                                                 domain::TimePoint now);
 
 }  // namespace concertd::http

@@ -15,6 +15,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
+#include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
@@ -31,6 +33,7 @@
 #include <spdlog/spdlog.h>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "adapters/http/http_metrics.hpp"
 #include "adapters/http/router.hpp"
@@ -197,7 +200,7 @@ void build_head(std::string& head, const Response& response, bool keep_alive,
         head.append(response.content_type);
         head.append("\r\nContent-Length: ");
         const auto length_end =
-            std::to_chars(digits, digits + sizeof digits, response.body.size()).ptr;
+            std::to_chars(digits, digits + sizeof digits, response.body_bytes().size()).ptr;
         head.append(digits, length_end);
     }
     if (!keep_alive) {
@@ -503,6 +506,10 @@ net::awaitable<void> HttpServer::Impl::accept_loop(Worker* worker) {
 net::awaitable<void> HttpServer::Impl::serve(Worker* worker, tcp::socket socket) {
     namespace http = beast::http;
     beast::tcp_stream stream(std::move(socket));
+    // Synchronous writes return would_block instead of waiting (the answer's fast path below).
+    error_code blocking_ec;
+    stream.socket().non_blocking(true, blocking_ec);
+    const bool write_now = !blocking_ec;
     ConnectionEntry entry{&stream};
     ConnectionGuard guard(*this, *worker, entry);
     beast::flat_buffer buffer;  // kept for the connection: pipelined bytes stay in it
@@ -619,9 +626,18 @@ net::awaitable<void> HttpServer::Impl::serve(Worker* worker, tcp::socket socket)
         const bool send_body = !head_request && response.status >= 200 &&
                                response.status != 204 && response.status != 304;
         const std::array<net::const_buffer, 2> buffers = {
-            net::buffer(head), send_body ? net::buffer(response.body) : net::const_buffer()};
-        stream.expires_after(options.write_timeout);
-        auto [wec, wn] = co_await net::async_write(stream, buffers, kNoThrow);
+            net::buffer(head),
+            send_body ? net::buffer(response.body_bytes()) : net::const_buffer()};
+        // Most answers fit in the socket's send buffer: written here, without the asynchronous
+        // path's timer armed and cancelled and its completion through the scheduler. Only what
+        // did not fit (or an error, reported again by the write) goes the asynchronous way.
+        beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(buffers);
+        error_code wec;
+        if (write_now) rest.consume(stream.socket().write_some(buffers, wec));
+        if (beast::buffer_bytes(rest) != 0) {
+            stream.expires_after(options.write_timeout);
+            std::tie(wec, std::ignore) = co_await net::async_write(stream, rest, kNoThrow);
+        }
         metrics.record(route_index, response.status, Clock::now() - started);
         if (wec) break;
 

@@ -10,7 +10,10 @@
 #include <boost/system/system_error.hpp>
 #include <charconv>
 #include <chrono>
+#include <functional>
 #include <mutex>
+#include <span>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -87,6 +90,18 @@ struct TokenIdHash {
     }
 };
 
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept {
+        return std::hash<std::string_view>{}(text);
+    }
+};
+
+constexpr std::size_t kDigitsMax = 20;  // of a 64-bit integer in decimal, sign included
+
+// Unique per Core, so a thread's cached entry never matches a later Core at a reused address.
+std::atomic<std::uint64_t> g_core_ids{0};
+
 }  // namespace
 
 // One barrier call's worth of registrations, and then its answers. Touched on one thread only.
@@ -96,7 +111,7 @@ struct ReadBarrier::Batch {
         : answered(executor, wait_max) {}
 
     struct TokenGroup {
-        TokenKeys keys;
+        std::shared_ptr<const TokenKeys> keys;
         std::shared_ptr<const std::string> secret;
         std::vector<std::pair<std::int64_t, std::uint64_t>> tokens;  // (user, seq)
         std::vector<TokenCheck> answers;
@@ -111,11 +126,11 @@ struct ReadBarrier::Batch {
 
     // The token's place in this batch, added if new; nullopt when the batch is full.
     std::optional<std::pair<std::size_t, std::size_t>> add_token(
-        const TokenKeys& keys, std::shared_ptr<const std::string> secret, std::int64_t user,
-        std::uint64_t seq) {
+        std::shared_ptr<const TokenKeys> keys, std::shared_ptr<const std::string> secret,
+        std::int64_t user, std::uint64_t seq) {
         std::size_t group = 0;
         while (group < groups.size() &&
-               (groups[group].keys.secret != keys.secret || *groups[group].secret != *secret)) {
+               (groups[group].keys->secret != keys->secret || *groups[group].secret != *secret)) {
             ++group;
         }
         const TokenId id{group, user, seq};
@@ -126,7 +141,9 @@ struct ReadBarrier::Batch {
             }
         }
         if (entries() >= kBatchEntriesMax) return std::nullopt;
-        if (group == groups.size()) groups.push_back({keys, std::move(secret), {}, {}});
+        if (group == groups.size()) {
+            groups.push_back({std::move(keys), std::move(secret), {}, {}});
+        }
         auto& tokens = groups[group].tokens;
         token_index.emplace(id, tokens.size());
         tokens.emplace_back(user, seq);
@@ -134,33 +151,42 @@ struct ReadBarrier::Batch {
         return std::pair{group, tokens.size() - 1};
     }
 
-    std::optional<std::size_t> add_version(const std::string& version_key,
-                                           const std::string& value_key) {
+    std::optional<std::size_t> add_version(std::string_view version_key,
+                                           std::string_view value_key) {
         if (const auto it = version_index.find(version_key); it != version_index.end()) {
             ++reads;
             return it->second;
         }
         if (entries() >= kBatchEntriesMax) return std::nullopt;
         version_index.emplace(version_key, versions.size());
-        versions.push_back({version_key, value_key, {}});
+        versions.push_back({std::string(version_key), std::string(value_key), {}});
         ++reads;
         return versions.size() - 1;
     }
 
-    // The script's KEYS and ARGV for this batch.
-    void command(std::vector<std::string>& keys, std::vector<std::string>& args) const {
+    // The script's KEYS and ARGV for this batch: views into the batch and into `digits`, which
+    // is sized once up front so the views of the numbers written into it stay valid.
+    void command(std::vector<std::string_view>& keys, std::vector<std::string_view>& args,
+                 std::string& digits) const {
         keys.reserve(3 * groups.size() + 2 * versions.size());
         args.reserve(1 + 2 * groups.size() + 2 * token_index.size());
-        args.push_back(std::to_string(groups.size()));
+        digits.resize(kDigitsMax * (1 + groups.size() + 2 * token_index.size()));
+        char* out = digits.data();
+        const auto number = [&](auto value) {
+            char* begin = out;
+            out = std::to_chars(out, digits.data() + digits.size(), value).ptr;
+            return std::string_view(begin, static_cast<std::size_t>(out - begin));
+        };
+        args.push_back(number(groups.size()));
         for (const auto& group : groups) {
-            keys.push_back(group.keys.secret);
-            keys.push_back(group.keys.aseq);
-            keys.push_back(group.keys.active);
+            keys.push_back(group.keys->secret);
+            keys.push_back(group.keys->aseq);
+            keys.push_back(group.keys->active);
             args.push_back(*group.secret);
-            args.push_back(std::to_string(group.tokens.size()));
+            args.push_back(number(group.tokens.size()));
             for (const auto& [user, seq] : group.tokens) {
-                args.push_back(std::to_string(user));
-                args.push_back(std::to_string(seq));
+                args.push_back(number(user));
+                args.push_back(number(seq));
             }
         }
         for (const auto& version : versions) {
@@ -212,7 +238,8 @@ struct ReadBarrier::Batch {
     std::vector<TokenGroup> groups;  // one per (queue, secret); in practice one
     std::unordered_map<TokenId, std::size_t, TokenIdHash> token_index;  // → index in its group
     std::vector<Version> versions;
-    std::unordered_map<std::string, std::size_t> version_index;  // version key → index
+    // version key → index; looked up by string_view (a read's key is not copied unless new)
+    std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> version_index;
     std::size_t reads = 0;  // registrations, duplicates included
 
     bool done = false;
@@ -236,9 +263,21 @@ struct ReadBarrier::Thread {
 };
 
 struct ReadBarrier::Core {
-    // The calling io_context's state, or a new one.
+    // The calling io_context's state, or a new one. The last answer is kept per OS thread, so
+    // a read takes no lock: it is the entry the map holds for (this core, this io_context) as
+    // long as it is alive, because the map replaces an entry only once it expired.
     std::shared_ptr<Thread> thread_for(const asio::any_io_executor& executor) {
         const asio::execution_context* context = &asio::query(executor, asio::execution::context);
+        thread_local LastThread last;
+        if (last.core == id && last.context == context) {
+            if (auto thread = last.thread.lock()) return thread;
+        }
+        auto thread = thread_in_map(context);
+        last = {id, context, thread};
+        return thread;
+    }
+
+    std::shared_ptr<Thread> thread_in_map(const asio::execution_context* context) {
         std::lock_guard lock(mutex);
         if (const auto it = threads.find(context); it != threads.end()) {
             if (auto thread = it->second.lock()) return thread;
@@ -250,6 +289,13 @@ struct ReadBarrier::Core {
         return thread;
     }
 
+    struct LastThread {
+        std::uint64_t core = 0;
+        const asio::execution_context* context = nullptr;
+        std::weak_ptr<Thread> thread;
+    };
+
+    const std::uint64_t id = ++g_core_ids;
     std::mutex mutex;  // guards threads; never held across a co_await or a co_spawn
     std::unordered_map<const asio::execution_context*, std::weak_ptr<Thread>> threads;
 
@@ -268,13 +314,13 @@ ReadBarrier::ReadBarrier(RedisClient& client)
 
 ReadBarrier::~ReadBarrier() = default;
 
-asio::awaitable<TokenCheck> ReadBarrier::check_token(const TokenKeys& keys,
+asio::awaitable<TokenCheck> ReadBarrier::check_token(std::shared_ptr<const TokenKeys> keys,
                                                      std::shared_ptr<const std::string> secret,
                                                      std::int64_t user, std::uint64_t seq) {
     const auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<Thread> thread = core_->thread_for(executor);
     std::shared_ptr<Batch> batch = thread->next_batch(executor, answer_wait_max_);
-    const auto place = batch->add_token(keys, std::move(secret), user, seq);
+    const auto place = batch->add_token(std::move(keys), std::move(secret), user, seq);
     if (!place) {
         core_->full.fetch_add(1, std::memory_order_relaxed);
         co_return TokenCheck::kUnsure;
@@ -286,8 +332,8 @@ asio::awaitable<TokenCheck> ReadBarrier::check_token(const TokenKeys& keys,
     co_return batch->groups[place->first].answers[place->second];
 }
 
-asio::awaitable<VersionCheck> ReadBarrier::check_version(const std::string& version_key,
-                                                         const std::string& value_key) {
+asio::awaitable<VersionCheck> ReadBarrier::check_version(std::string_view version_key,
+                                                         std::string_view value_key) {
     const auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<Thread> thread = core_->thread_for(executor);
     std::shared_ptr<Batch> batch = thread->next_batch(executor, answer_wait_max_);
@@ -356,11 +402,13 @@ asio::awaitable<void> ReadBarrier::send(RedisClient& client, Core& core, Batch& 
     // Whatever goes wrong, the batch gets a failure: its reads must not wait for nothing.
     std::string failure = "redis: read barrier failed";
     try {
-        std::vector<std::string> keys;
-        std::vector<std::string> args;
-        batch.command(keys, args);
-        const RedisReply reply = co_await client.eval(barrier_script(), std::move(keys),
-                                                      std::move(args));
+        std::vector<std::string_view> keys;
+        std::vector<std::string_view> args;
+        std::string digits;
+        batch.command(keys, args, digits);
+        const RedisReply reply =
+            co_await client.eval(barrier_script(), std::span<const std::string_view>(keys),
+                                 std::span<const std::string_view>(args));
         failure = batch.read_answers(reply);
     } catch (const std::exception& error) {
         if (*error.what() != '\0') failure = error.what();

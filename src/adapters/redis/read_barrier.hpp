@@ -34,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "adapters/redis/redis_client.hpp"
 
@@ -80,12 +81,13 @@ public:
     ~ReadBarrier();
 
     // The state of the token (user, seq), whose MAC the caller has checked under `secret`.
-    boost::asio::awaitable<TokenCheck> check_token(const TokenKeys& keys,
+    boost::asio::awaitable<TokenCheck> check_token(std::shared_ptr<const TokenKeys> keys,
                                                    std::shared_ptr<const std::string> secret,
                                                    std::int64_t user, std::uint64_t seq);
-    // The current version of a cache key and whether its value is stored.
-    boost::asio::awaitable<VersionCheck> check_version(const std::string& version_key,
-                                                       const std::string& value_key);
+    // The current version of a cache key and whether its value is stored. The views need only
+    // live until the call returns (a key new to the batch is copied into it).
+    boost::asio::awaitable<VersionCheck> check_version(std::string_view version_key,
+                                                       std::string_view value_key);
 
     Counters counters() const;
 

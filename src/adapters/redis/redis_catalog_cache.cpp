@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -12,6 +13,8 @@
 #include <charconv>
 #include <limits>
 #include <random>
+#include <span>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -380,9 +383,22 @@ RedisCatalogCache::RedisCatalogCache(RedisClient& client, std::string key_prefix
       own_barrier_(barrier ? nullptr : std::make_unique<ReadBarrier>(client)),
       barrier_(barrier ? *barrier : *own_barrier_) {}
 
-RedisCatalogCache::Keys RedisCatalogCache::keys_for(Kind kind, std::int64_t id) const {
-    std::string value = prefix_ + (kind == Kind::kSeatMap ? "sm:" : "sl:") + std::to_string(id);
-    return {value, value + ":v", value + ":l"};
+RedisCatalogCache::Keys::Keys(std::string_view prefix, Kind kind, std::int64_t id) {
+    char digits[24];
+    const auto [digits_end, ec] = std::to_chars(digits, digits + sizeof digits, id);
+    const std::string_view kind_text = kind == Kind::kSeatMap ? "sm:" : "sl:";
+    base_size_ = prefix.size() + kind_text.size() + static_cast<std::size_t>(digits_end - digits);
+    char* out = inline_.data();
+    if (2 * base_size_ + 4 > inline_.size()) {
+        heap_.resize(2 * base_size_ + 4);
+        out = heap_.data();
+    }
+    for (const char* suffix : {":v", ":l"}) {
+        out = std::copy(prefix.begin(), prefix.end(), out);
+        out = std::copy(kind_text.begin(), kind_text.end(), out);
+        out = std::copy(digits, digits_end, out);
+        out = std::copy(suffix, suffix + 2, out);
+    }
 }
 
 template <class T>
@@ -449,7 +465,8 @@ boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind,
     if (auto local = local_get<T>(id)) {
         // The common case: a copy is here, Redis only has to say it is current. The barrier
         // call is shared with the thread's other reads and sent after this one started.
-        const VersionCheck current = co_await barrier_.check_version(keys.version, keys.value);
+        const VersionCheck current =
+            co_await barrier_.check_version(keys.version(), keys.value());
         if (current.value_exists && current.version) {
             if (local->version != *current.version) local = local_get<T>(id);  // updated since
             if (local && local->version == *current.version) {
@@ -465,10 +482,20 @@ boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind,
         const std::optional<LocalEntry<T>> local = local_get<T>(id);
         // A second caller on the loader's thread must not take the loader's place.
         const bool loading_here = loading_on_this_thread(loader);
-        const RedisReply reply = co_await client_.eval(
-            lookup_script(), {keys.version, keys.value, keys.loading},
-            {local ? std::to_string(local->version) : std::string(),
-             loading_here ? std::string() : owner_, std::to_string(kLoadLockTtl.count())});
+        const std::array<std::string_view, 3> names{keys.version(), keys.value(), keys.loading()};
+        char version_text[24];
+        char ttl_text[24];
+        const auto version_end =
+            local ? std::to_chars(version_text, version_text + 24, local->version).ptr
+                  : version_text;
+        const auto ttl_end = std::to_chars(ttl_text, ttl_text + 24, kLoadLockTtl.count()).ptr;
+        const std::array<std::string_view, 3> args{
+            std::string_view(version_text, static_cast<std::size_t>(version_end - version_text)),
+            loading_here ? std::string_view() : std::string_view(owner_),
+            std::string_view(ttl_text, static_cast<std::size_t>(ttl_end - ttl_text))};
+        const RedisReply reply =
+            co_await client_.eval(lookup_script(), std::span<const std::string_view>(names),
+                                  std::span<const std::string_view>(args));
         if (reply.is_error()) {
             throw DependencyUnavailable("redis: cache lookup failed: " + reply.text);
         }
@@ -530,7 +557,8 @@ boost::asio::awaitable<void> RedisCatalogCache::put(Kind kind, std::int64_t id,
     bool stored = false;
     try {
         const RedisReply reply = co_await client_.eval(
-            put_script(), {keys.version, keys.value, keys.loading},
+            put_script(),
+            {std::string(keys.version()), std::string(keys.value()), std::string(keys.loading())},
             {std::to_string(generation), encode(*value),
              std::to_string(std::chrono::milliseconds(kValueTtl).count()), owner_});
         stored = reply.type == RedisReply::Type::kInteger && reply.integer == 1;
@@ -544,7 +572,7 @@ boost::asio::awaitable<void> RedisCatalogCache::put(Kind kind, std::int64_t id,
 
 boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> RedisCatalogCache::seat_map(
     domain::ScheduleId schedule) {
-    co_return co_await lookup<domain::SeatMap>(Kind::kSeatMap, schedule);
+    return lookup<domain::SeatMap>(Kind::kSeatMap, schedule);  // no frame of its own
 }
 
 boost::asio::awaitable<void> RedisCatalogCache::put_seat_map(
@@ -555,7 +583,7 @@ boost::asio::awaitable<void> RedisCatalogCache::put_seat_map(
 
 boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> RedisCatalogCache::schedules(
     domain::ConcertId concert) {
-    co_return co_await lookup<app::ScheduleList>(Kind::kSchedules, concert);
+    return lookup<app::ScheduleList>(Kind::kSchedules, concert);
 }
 
 boost::asio::awaitable<void> RedisCatalogCache::put_schedules(
@@ -571,7 +599,9 @@ boost::asio::awaitable<void> RedisCatalogCache::invalidate(domain::ConcertId con
     for (int attempt = 0;; ++attempt) {
         try {
             const RedisReply reply = co_await client_.eval(
-                invalidate_script(), {seat_map.version, seat_map.value, list.version, list.value},
+                invalidate_script(),
+                {std::string(seat_map.version()), std::string(seat_map.value()),
+                 std::string(list.version()), std::string(list.value())},
                 {});
             if (reply.is_error()) {
                 throw DependencyUnavailable("redis: cache invalidation failed: " + reply.text);

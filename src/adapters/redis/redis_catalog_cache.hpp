@@ -116,12 +116,23 @@ private:
     template <class T>
     using Shards = std::array<Shard<T>, kShardCount>;
 
-    struct Keys {
-        std::string value;
-        std::string version;
-        std::string loading;
+    // A key's three Redis names (P K, P K ":v", P K ":l"), built without the heap when the
+    // prefix is short: a lookup builds them on every cached read.
+    class Keys {
+    public:
+        Keys(std::string_view prefix, Kind kind, std::int64_t id);
+        std::string_view value() const { return {text(), base_size_}; }
+        std::string_view version() const { return {text(), base_size_ + 2}; }
+        std::string_view loading() const { return {text() + base_size_ + 2, base_size_ + 2}; }
+
+    private:
+        static constexpr std::size_t kInlineSize = 128;
+        const char* text() const { return heap_.empty() ? inline_.data() : heap_.data(); }
+        std::array<char, kInlineSize> inline_;  // P K ":v" P K ":l"
+        std::string heap_;                      // the same, when it does not fit
+        std::size_t base_size_ = 0;             // the size of P K
     };
-    Keys keys_for(Kind kind, std::int64_t id) const;
+    Keys keys_for(Kind kind, std::int64_t id) const { return Keys(prefix_, kind, id); }
 
     template <class T>
     boost::asio::awaitable<app::CacheLookup<T>> lookup(Kind kind, std::int64_t id);

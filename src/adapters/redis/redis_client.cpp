@@ -457,9 +457,23 @@ private:
 struct RedisClient::State {
     explicit State(std::shared_ptr<Shared> shared_in) : shared(std::move(shared_in)) {}
 
-    // The calling io_context's live link, or a new one (it connects on its first command).
+    // The calling io_context's live link, or a new one (it connects on its first command). The
+    // last answer is kept per OS thread, so a call takes no lock: while that link is alive and
+    // not closed (closing is for good) it is the one the map holds for this io_context, because
+    // the map replaces an entry only once its link expired or closed.
     std::shared_ptr<Link> link_for(const asio::any_io_executor& executor) {
         const asio::execution_context* context = &asio::query(executor, asio::execution::context);
+        thread_local LastLink last;
+        if (last.state == id && last.context == context) {
+            if (auto link = last.link.lock(); link && !link->closed()) return link;
+        }
+        auto link = link_in_map(executor, context);
+        last = {id, context, link};
+        return link;
+    }
+
+    std::shared_ptr<Link> link_in_map(const asio::any_io_executor& executor,
+                                      const asio::execution_context* context) {
         std::lock_guard lock(mutex);
         std::weak_ptr<Link>& slot = links[context];
         // closed() is read on the link's own thread: the key is the caller's io_context.
@@ -470,6 +484,15 @@ struct RedisClient::State {
         links[context] = link;
         return link;
     }
+
+    struct LastLink {
+        std::uint64_t state = 0;
+        const asio::execution_context* context = nullptr;
+        std::weak_ptr<Link> link;
+    };
+    // Unique per State, so a thread's kept entry never matches a later client at the same address.
+    static inline std::atomic<std::uint64_t> ids{0};
+    const std::uint64_t id = ++ids;
 
     std::shared_ptr<Shared> shared;
     std::mutex mutex;  // guards links

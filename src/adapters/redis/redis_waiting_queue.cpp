@@ -5,6 +5,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
@@ -87,6 +88,56 @@ bool mac_matches(std::string_view key, const TokenParts& parts) {
     unsigned char diff = 0;  // constant time: no early exit on the first differing byte
     for (std::size_t i = 0; i < kMacBytes; ++i) diff |= expected[i] ^ parts.mac[i];
     return diff == 0;
+}
+
+// Tokens whose MAC this thread has checked under one secret, so that the reads of a session skip
+// the two SHA-1 blocks. An entry is only a fact about the token's bytes (the MAC is right), never
+// about its state (the barrier decides that); it matches only all of user, seq and MAC, compared
+// without an early exit. The secret is held, so its address is not reused while entries name it.
+class VerifiedTokens {
+public:
+    static constexpr std::size_t kSlots = 256;  // direct-mapped by (user, seq): 10 KB per thread
+
+    bool contains(const std::shared_ptr<const std::string>& secret, const TokenParts& parts) const {
+        if (secret != secret_) return false;
+        const Slot& slot = slots_[slot_of(parts)];
+        unsigned char diff = slot.used ? 0 : 1;
+        diff |= static_cast<unsigned char>((slot.user != parts.user) | (slot.seq != parts.seq));
+        for (std::size_t i = 0; i < kMacBytes; ++i) diff |= slot.mac[i] ^ parts.mac[i];
+        return diff == 0;
+    }
+
+    void add(const std::shared_ptr<const std::string>& secret, const TokenParts& parts) {
+        if (secret != secret_) {
+            secret_ = secret;
+            slots_.fill(Slot{});
+        }
+        slots_[slot_of(parts)] = Slot{true, parts.user, parts.seq, parts.mac};
+    }
+
+private:
+    struct Slot {
+        bool used = false;
+        std::uint64_t user = 0;
+        std::uint64_t seq = 0;
+        std::array<unsigned char, kMacBytes> mac{};
+    };
+    static std::size_t slot_of(const TokenParts& parts) {
+        const std::uint64_t mixed = (parts.user ^ parts.seq * 0x9E3779B97F4A7C15ULL);
+        return static_cast<std::size_t>(mixed ^ (mixed >> 29)) % kSlots;
+    }
+
+    std::shared_ptr<const std::string> secret_;
+    std::array<Slot, kSlots> slots_{};
+};
+
+// mac_matches, remembered per thread (tokens are checked on every request that carries one).
+bool mac_matches_cached(const std::shared_ptr<const std::string>& key, const TokenParts& parts) {
+    thread_local VerifiedTokens verified;
+    if (verified.contains(key, parts)) return true;
+    if (!mac_matches(*key, parts)) return false;
+    verified.add(key, parts);
+    return true;
 }
 
 // 32 bytes from the kernel's CSPRNG, in hex: the candidate secret.
@@ -320,7 +371,8 @@ RedisWaitingQueue::RedisWaitingQueue(RedisClient& client, app::QueueSettings set
       prefix_(std::move(key_prefix)),
       keys_{prefix_ + "line",   prefix_ + "poll",   prefix_ + "seq", prefix_ + "active",
             prefix_ + "aseq",   prefix_ + "secret", prefix_ + "adm"},
-      token_keys_{prefix_ + "secret", prefix_ + "aseq", prefix_ + "active"},
+      token_keys_(std::make_shared<const TokenKeys>(
+          TokenKeys{prefix_ + "secret", prefix_ + "aseq", prefix_ + "active"})),
       own_barrier_(barrier ? nullptr : std::make_unique<ReadBarrier>(client)),
       barrier_(barrier ? *barrier : *own_barrier_) {
     require_positive(settings.admit_per_second, "admit_per_second");
@@ -329,13 +381,13 @@ RedisWaitingQueue::RedisWaitingQueue(RedisClient& client, app::QueueSettings set
     require_positive(settings.waiting_ttl_seconds, "waiting_ttl_seconds");
 }
 
+std::shared_ptr<const std::string> RedisWaitingQueue::cached_secret() {
+    std::lock_guard lock(secret_mutex_);
+    return secret_;
+}
+
 boost::asio::awaitable<std::shared_ptr<const std::string>> RedisWaitingQueue::secret() {
-    std::shared_ptr<const std::string> cached;
-    {
-        std::lock_guard lock(secret_mutex_);
-        cached = secret_;
-    }
-    if (cached) co_return cached;
+    if (auto cached = cached_secret()) co_return cached;
     co_return co_await reload_secret();
 }
 
@@ -401,9 +453,10 @@ boost::asio::awaitable<std::optional<domain::QueueTicket>> RedisWaitingQueue::fi
     std::string token) {
     const std::optional<TokenParts> parts = parse_token(token);
     if (!parts) co_return std::nullopt;
-    std::shared_ptr<const std::string> key = co_await secret();
+    std::shared_ptr<const std::string> key = cached_secret();
+    if (!key) key = co_await reload_secret();
     const auto user = static_cast<domain::UserId>(parts->user);
-    if (!mac_matches(*key, *parts)) co_return std::nullopt;  // forged: no round trip
+    if (!mac_matches_cached(key, *parts)) co_return std::nullopt;  // forged: no round trip
     // ACTIVE or expired: answered by a barrier call shared with the thread's other reads.
     switch (co_await barrier_.check_token(token_keys_, key, user, parts->seq)) {
         case TokenCheck::kActive: co_return active_ticket(std::move(token), user);

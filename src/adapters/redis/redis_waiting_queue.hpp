@@ -101,6 +101,8 @@ private:
     // its data: the tokens of the old key are worthless then, their line is gone too).
     boost::asio::awaitable<std::shared_ptr<const std::string>> secret();
     boost::asio::awaitable<std::shared_ptr<const std::string>> reload_secret();
+    // The cached key, or null; no coroutine frame (find calls it on every read).
+    std::shared_ptr<const std::string> cached_secret();
 
     domain::QueueTicket active_ticket(std::string token, domain::UserId user) const;
     domain::QueueTicket waiting_ticket(std::string token, domain::UserId user,
@@ -110,7 +112,8 @@ private:
     const app::QueueSettings settings_;
     const std::string prefix_;
     const std::vector<std::string> keys_;  // the seven keys every script gets, in order
-    const TokenKeys token_keys_;
+    // Shared with the barrier's batches, which may be sent after a cancelled read returned.
+    const std::shared_ptr<const TokenKeys> token_keys_;
     std::unique_ptr<ReadBarrier> own_barrier_;
     ReadBarrier& barrier_;
 

@@ -66,6 +66,14 @@ Router test_router() {
                    response.headers.emplace_back("X-Echo", "yes");
                    co_return response;
                });
+    router.add(Verb::get, "/big",  // more than a socket's send buffer takes at once
+               [](const Request&, const RouteParams&) -> net::awaitable<Response> {
+                   std::string body(1'000'000, 'x');
+                   for (std::size_t i = 0; i < body.size(); i += 1000) {
+                       body[i] = static_cast<char>('a' + i / 1000 % 26);
+                   }
+                   co_return make_response(200, std::move(body), "text/plain");
+               });
     router.add(Verb::get, "/unavailable",
                [](const Request&, const RouteParams&) -> net::awaitable<Response> {
                    throw domain::DependencyUnavailable("database unreachable");
@@ -239,6 +247,20 @@ TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
     EXPECT_EQ(client.read_response().body(), "1");
     EXPECT_EQ(client.read_response().body(), "2");
     EXPECT_EQ(client.read_response().body(), "3");
+}
+
+TEST(HttpServerTest, AnAnswerLargerThanTheSendBufferArrivesWholeToASlowReader) {
+    TestServer server;
+    Client client(server.port());
+    client.socket().set_option(net::socket_base::receive_buffer_size(65536));
+    client.send(get("/big") + get("/hello"));
+    std::this_thread::sleep_for(200ms);  // the server's first write can only be partial
+    const auto big = client.read_response();
+    ASSERT_EQ(big.body().size(), 1'000'000u);
+    for (std::size_t i = 0; i < big.body().size(); i += 1000) {
+        ASSERT_EQ(big.body()[i], static_cast<char>('a' + i / 1000 % 26)) << i;
+    }
+    EXPECT_EQ(client.read_response().body(), R"({"hello":"world"})");
 }
 
 TEST(HttpServerTest, PostBodyReachesHandlerAndHeadersComeBack) {

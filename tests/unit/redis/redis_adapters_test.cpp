@@ -246,6 +246,8 @@ TEST_F(RedisWaitingQueueTest, ForgedMalformedAndOtherUsersTokensAreNotFound) {
     QueueProcess q(settings(1, 1000));
     const std::string token = q.issue(1).ticket.token;
     q.issue(2);
+    // Found first, so its MAC is remembered by this thread: that vouches for no other token.
+    EXPECT_TRUE(q.find(token));
     EXPECT_FALSE(q.find(""));
     EXPECT_FALSE(q.find("not-a-token"));
     EXPECT_FALSE(q.find(std::string(64, '0')));
@@ -356,6 +358,7 @@ TEST_F(RedisWaitingQueueTest, ActiveTokensExpireAfterActiveTtl) {
 TEST_F(RedisWaitingQueueTest, TokensDieWithTheSecretWhenRedisLosesItsData) {
     QueueProcess q(settings(1, 1000));
     const auto before = q.issue(1).ticket.token;
+    EXPECT_TRUE(q.find(before));  // its MAC is remembered under the old secret
     admin.command({"FLUSHALL"});
     EXPECT_FALSE(q.find(before));  // the process reloads the new secret, the token is worthless
     const auto after = q.issue(1);
