@@ -29,15 +29,12 @@ std::vector<Event> read_events(const PgResult& result) {
     return events;
 }
 
-// The ids as one PostgreSQL array literal: one statement for the batch.
+// The events' outbox ids as one bigint[] literal.
 std::string id_array(const std::vector<Event>& events) {
-    std::string ids = "{";
-    for (std::size_t i = 0; i < events.size(); ++i) {
-        if (i) ids += ',';
-        ids += std::to_string(events[i].sequence);
-    }
-    ids += '}';
-    return ids;
+    std::vector<std::int64_t> ids;
+    ids.reserve(events.size());
+    for (const auto& event : events) ids.push_back(event.sequence);
+    return int64_array(ids);
 }
 
 }  // namespace

@@ -318,17 +318,13 @@ app::Task<std::vector<Reservation>> PgReservationStore::expire_due_once(int batc
         co_await conn->execute("ROLLBACK", {}, timeout);
         co_return std::vector<Reservation>{};
     }
-    std::string reservation_ids = "{", seat_ids = "{";
+    std::vector<std::int64_t> reservations, seats;
     for (int row = 0; row < claimed[1].rows(); ++row) {
-        if (row) {
-            reservation_ids += ',';
-            seat_ids += ',';
-        }
-        reservation_ids += std::to_string(claimed[1].int64(row, 0));
-        seat_ids += std::to_string(claimed[1].int64(row, 1));
+        reservations.push_back(claimed[1].int64(row, 0));
+        seats.push_back(claimed[1].int64(row, 1));
     }
-    reservation_ids += '}';
-    seat_ids += '}';
+    const auto reservation_ids = int64_array(reservations);
+    const auto seat_ids = int64_array(seats);
     std::vector<PgStatement> resolve{
         {"UPDATE reservations SET status = 'EXPIRED', resolved_at = now_ms(),"
          " version = version + 1 WHERE id = ANY($1::bigint[])"

@@ -2,6 +2,16 @@
 
 namespace concertd::postgres {
 
+std::string int64_array(std::span<const std::int64_t> values) {
+    std::string literal = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i) literal += ',';
+        literal += std::to_string(values[i]);
+    }
+    literal += '}';
+    return literal;
+}
+
 Reservation read_reservation(const PgResult& result, int row, int c) {
     Reservation r;
     r.id = result.int64(row, c + 0);

@@ -4,6 +4,8 @@
 #include <array>
 #include <chrono>
 #include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "adapters/postgres/detail/pg_connection.hpp"
@@ -21,6 +23,9 @@ using detail::PgStatement;
 
 inline std::int64_t to_millis(TimePoint at) { return at.time_since_epoch().count(); }
 inline TimePoint from_millis(std::int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
+
+// A bigint[] literal ("{1,2,3}"): one statement for a whole batch (`= ANY($1::bigint[])`).
+std::string int64_array(std::span<const std::int64_t> values);
 
 inline const PgStatement kBegin{"BEGIN", {}};
 inline const PgStatement kCommit{"COMMIT", {}};
