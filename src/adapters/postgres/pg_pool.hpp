@@ -1,6 +1,6 @@
-// A pool of PostgreSQL connections for the I/O threads. Each io_context gets its own
-// connections (a connection's socket lives on one io_context, and a coroutine never changes
-// thread), opened lazily up to a bound; a coroutine that finds none free waits its turn.
+// The pool of PostgreSQL connections for the I/O threads: adapters::ConnectionPool over
+// PgConnection (per-io_context connections opened lazily up to a bound, FIFO waiters, broken
+// connections dropped), with the options every store reads.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "adapters/pool/connection_pool.hpp"
 #include "adapters/postgres/detail/pg_connection.hpp"
 
 namespace concertd::postgres {
@@ -21,48 +22,25 @@ struct PgPoolOptions {
     app::Counter* round_trips = nullptr;  // counts every connection's round trips, if given
 };
 
-class PgPool;
-
 // A connection borrowed from the pool; returned (or dropped if broken) on destruction.
-class PooledConnection {
-public:
-    PooledConnection(PgPool* pool, void* slot, detail::PgConnection* connection)
-        : pool_(pool), slot_(slot), connection_(connection) {}
-    PooledConnection(PooledConnection&& other) noexcept;
-    PooledConnection& operator=(PooledConnection&&) = delete;
-    ~PooledConnection();
-
-    detail::PgConnection& operator*() const { return *connection_; }
-    detail::PgConnection* operator->() const { return connection_; }
-
-private:
-    PgPool* pool_;
-    void* slot_;  // the pool's bookkeeping for this connection
-    detail::PgConnection* connection_;
-};
+using PooledConnection = adapters::PooledConnection<detail::PgConnection>;
 
 class PgPool {
 public:
     explicit PgPool(PgPoolOptions options);
-    ~PgPool();
     PgPool(const PgPool&) = delete;
     PgPool& operator=(const PgPool&) = delete;
 
     // A healthy connection bound to the calling coroutine's io_context. Throws
     // domain::DependencyUnavailable when the database cannot be reached or no connection
     // frees up within acquire_timeout.
-    boost::asio::awaitable<PooledConnection> acquire();
+    boost::asio::awaitable<PooledConnection> acquire() { return pool_.acquire(); }
 
     const PgPoolOptions& options() const { return options_; }
 
-    struct State;
-
 private:
-    friend class PooledConnection;
-    void give_back(void* slot, bool healthy);
-
     PgPoolOptions options_;
-    std::unique_ptr<State> state_;
+    adapters::ConnectionPool<detail::PgConnection> pool_;
 };
 
 }  // namespace concertd::postgres

@@ -4,8 +4,6 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -18,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "adapters/socket_wait.hpp"
 #include "domain/outcome.hpp"
 
 namespace concertd::postgres::detail {
@@ -54,14 +53,6 @@ void on_notice(void* /*arg*/, const char* message) noexcept {
         spdlog::debug("postgres notice: {}", flatten(message));
     } catch (...) {  // NOLINT(bugprone-empty-catch): a C callback must not throw
     }
-}
-
-// A zero-timeout level check of the socket. Asio's epoll reactor is edge-triggered and never
-// completes a wait speculatively, and PQconsumeInput does not always read the socket dry, so
-// without this a wait could sleep on bytes that are already there.
-short ready_now(int fd, short events) {
-    pollfd entry{fd, events, 0};
-    return ::poll(&entry, 1, 0) > 0 ? entry.revents : short{0};
 }
 
 struct StringHash {
@@ -127,26 +118,7 @@ struct PgConnection::Impl {
                                std::chrono::milliseconds timeout) {
         assert(socket);
         if (PQsocket(conn) < 0) fail("connection lost");  // libpq dropped it
-        if (ready_now(PQsocket(conn), events) != 0) co_return;
-        using asio::experimental::make_parallel_group;
-        using asio::experimental::wait_for_one;
-        using Wait = asio::posix::descriptor_base::wait_type;
-        bool timed_out = false;
-        if (events == (POLLIN | POLLOUT)) {
-            auto [order, e1, e2, e3] =
-                co_await make_parallel_group(socket->async_wait(Wait::wait_read, asio::deferred),
-                                             socket->async_wait(Wait::wait_write, asio::deferred),
-                                             deadline.async_wait(asio::deferred))
-                    .async_wait(wait_for_one(), asio::use_awaitable);
-            timed_out = order[0] == 2;
-        } else {
-            auto type = events == POLLIN ? Wait::wait_read : Wait::wait_write;
-            auto [order, e1, e2] =
-                co_await make_parallel_group(socket->async_wait(type, asio::deferred),
-                                             deadline.async_wait(asio::deferred))
-                    .async_wait(wait_for_one(), asio::use_awaitable);
-            timed_out = order[0] == 1;
-        }
+        bool timed_out = !co_await adapters::wait_socket(*socket, events, deadline);
         if (timed_out) {
             broken = true;
             throw_unavailable(std::string(what) + " timed out after " +
@@ -511,7 +483,7 @@ bool PgConnection::healthy() const {
     if (impl.broken || impl.in_flight || PQstatus(impl.conn) != CONNECTION_OK) return false;
     // Between calls nothing is due from the server: input or a hangup means it sent a FATAL
     // (shutdown, terminate) or closed the socket.
-    return ready_now(PQsocket(impl.conn), POLLIN) == 0;
+    return adapters::ready_now(PQsocket(impl.conn), POLLIN) == 0;
 }
 
 bool PgConnection::in_transaction() const {
