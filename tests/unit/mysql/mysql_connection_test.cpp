@@ -227,3 +227,19 @@ TEST_F(MysqlConnectionTest, ThePoolDropsAConnectionTheServerKilled) {
 
 }  // namespace
 }  // namespace concertd::mysql
+
+namespace concertd::mysql {
+namespace {
+
+TEST_F(MysqlConnectionTest, MigrationsApplyOnceAndFormTheSchema) {
+    auto endpoint = environment().fresh_database("migrations_test");
+    EXPECT_EQ(apply_migrations(endpoint, kMysqlMigrations), 0);  // already there: nothing runs
+    auto connection = connect(endpoint);
+    auto versions = execute(*connection, "SELECT COUNT(*) FROM schema_migrations");
+    EXPECT_EQ(versions.int64(0, 0), static_cast<std::int64_t>(kMysqlMigrations.size()));
+    auto admission = execute(*connection, "SELECT budget FROM queue_admission WHERE id = 1");
+    EXPECT_EQ(admission.rows(), 1);
+}
+
+}  // namespace
+}  // namespace concertd::mysql

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "adapters/mysql/detail/mysql_connection.hpp"
+#include "adapters/mysql/mysql_migrations.hpp"
 
 namespace concertd::mysql::testing {
 
@@ -61,6 +62,20 @@ public:
         return run_command(script("mariadb-start.sh") + " " + dir_ + " " +
                            std::to_string(endpoint_.port))
                    .first == 0;
+    }
+
+    // A new, empty database `name` (dropped first if it exists) with the schema of
+    // migrations/mysql applied; its endpoint.
+    detail::MysqlEndpoint fresh_database(const std::string& name) const {
+        auto [status, output] = run_command(
+            "mariadb --no-defaults -h 127.0.0.1 -P " + std::to_string(endpoint_.port) + " -u " +
+            endpoint_.user + " -p" + endpoint_.password + " -e 'DROP DATABASE IF EXISTS `" + name +
+            "`; CREATE DATABASE `" + name + "`' 2>&1");
+        if (status != 0) throw std::runtime_error("cannot create database " + name + ": " + output);
+        detail::MysqlEndpoint endpoint = endpoint_;
+        endpoint.database = name;
+        apply_migrations(endpoint, kMysqlMigrations);
+        return endpoint;
     }
 
     const std::string& url() const { return url_; }

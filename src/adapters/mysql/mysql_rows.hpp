@@ -1,0 +1,88 @@
+// Statements, row readers and retries the MariaDB/MySQL stores share. libmariadb has no
+// pipeline, so a store's round trips are its statements: keep them few (docs/mysql.md).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapters/jittered_pause.hpp"
+#include "adapters/mysql/detail/mysql_connection.hpp"
+#include "adapters/mysql/mysql_pool.hpp"
+#include "domain/outcome.hpp"
+#include "domain/types.hpp"
+
+namespace concertd::mysql {
+
+using namespace concertd::domain;  // NOLINT
+using detail::MysqlError;
+using detail::MysqlParam;
+using detail::MysqlResult;
+using detail::param;
+
+// The database's clock in ms since the epoch (UTC: the session's time_zone), the one every
+// process agrees on. NOW(3) is fixed for the length of a statement.
+#define CONCERTD_MY_NOW_MS "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
+
+inline std::int64_t to_millis(TimePoint at) { return at.time_since_epoch().count(); }
+inline TimePoint from_millis(std::int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
+
+inline constexpr std::string_view kBegin = "START TRANSACTION";
+inline constexpr std::string_view kCommit = "COMMIT";
+inline constexpr std::string_view kRollback = "ROLLBACK";
+
+// Columns of a reservation joined with its schedule (alias r, sc), in read_reservation's order.
+#define CONCERTD_MY_RESERVATION_COLUMNS \
+    "r.id, r.user_id, r.schedule_id, sc.concert_id, r.seat_no, r.price, r.status, r.expires_at"
+
+Reservation read_reservation(const MysqlResult& result, int row, int first_column = 0);
+
+std::optional<Reservation> find_reservation_in(const MysqlResult& result);
+
+// INSERT of one outbox row: co_await conn->execute(kInsertEvent, event_params(event), timeout).
+inline constexpr std::string_view kInsertEvent =
+    "INSERT INTO outbox (event_id, type, aggregate_id, payload, occurred_at)"
+    " VALUES (?, ?, ?, ?, ?)";
+std::vector<MysqlParam> event_params(const Event& event);
+
+// Refusal of a write whose lock fence is stale: its holder lost the lease meanwhile.
+inline Refusal stale_fence_refusal() {
+    return {Rejection::kRateLimited, "the lock's lease ran out before the write; retry"};
+}
+
+inline constexpr int kConflictAttemptsMax = 3;
+
+// Optimistic tries before a store takes the row lock once.
+inline constexpr int kOptimisticAttemptsMax = 4;
+
+// Sleeps a random 0..(2^attempt × 500 µs), so racing writers spread out.
+inline boost::asio::awaitable<void> jitter_pause(int attempt) {
+    return adapters::jittered_pause(attempt, std::chrono::microseconds(500));
+}
+
+// Runs `transaction()` (returning an awaitable) again after an InnoDB deadlock (1213) or lock
+// wait timeout (1205), up to kConflictAttemptsMax times; nothing of it was committed (the
+// connection rolled it back), so a retry is safe. Other errors pass through.
+template <class Transaction>
+auto retrying_conflicts(Transaction transaction) -> decltype(transaction()) {
+    for (int attempt = 1;; ++attempt) {
+        bool conflicted = false;
+        try {
+            co_return co_await transaction();
+        } catch (const MysqlError& error) {
+            if (!error.is_retryable()) throw;
+            if (attempt >= kConflictAttemptsMax) {
+                // Still colliding after every try: the database is overloaded, not the request
+                // wrong; nothing was committed.
+                throw domain::DependencyUnavailable(std::string(error.what()) +
+                                                    " (after retries)");
+            }
+            conflicted = true;
+        }
+        if (conflicted) co_await jitter_pause(attempt);
+    }
+}
+
+}  // namespace concertd::mysql
