@@ -47,6 +47,16 @@ inline constexpr std::string_view kInsertEvent =
     " VALUES (?, ?, ?, ?, ?)";
 std::vector<MysqlParam> event_params(const Event& event);
 
+// INSERTs every event in as few statements as it can: one per kEventsPerInsertMax (so the
+// connection prepares at most that many distinct texts).
+inline constexpr std::size_t kEventsPerInsertMax = 32;
+boost::asio::awaitable<void> insert_events(detail::MysqlConnection& conn,
+                                           const std::vector<Event>& events,
+                                           std::chrono::milliseconds timeout);
+
+// "1,2,3": integers for an IN (...) list of a text statement (integers only, so no escaping).
+std::string int64_list(const std::vector<std::int64_t>& values);
+
 // Refusal of a write whose lock fence is stale: its holder lost the lease meanwhile.
 inline Refusal stale_fence_refusal() {
     return {Rejection::kRateLimited, "the lock's lease ran out before the write; retry"};

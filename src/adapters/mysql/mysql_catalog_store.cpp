@@ -1,0 +1,118 @@
+#include "adapters/mysql/mysql_catalog_store.hpp"
+
+#include "adapters/mysql/mysql_rows.hpp"
+
+namespace concertd::mysql {
+
+app::Task<std::vector<Concert>> MysqlCatalogStore::list_concerts() {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute("SELECT id, title FROM concerts ORDER BY id", {},
+                                         pool_.options().statement_timeout);
+    std::vector<Concert> concerts;
+    for (int row = 0; row < result.rows(); ++row) {
+        concerts.push_back({result.int64(row, 0), std::string(result.text(row, 1))});
+    }
+    co_return concerts;
+}
+
+app::Task<std::optional<std::vector<ScheduleSummary>>> MysqlCatalogStore::list_schedules(
+    ConcertId concert) {
+    auto conn = co_await pool_.acquire();
+    // One round trip: the concert (no row: it does not exist), each schedule (NULL: it has
+    // none) with its non-available seats (sold, or held with an expiry).
+    auto rows = co_await conn->execute(
+        "SELECT sc.id, sc.starts_at, sc.total_seats, s.status, s.hold_expires_at"
+        " FROM concerts c LEFT JOIN schedules sc ON sc.concert_id = c.id"
+        " LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
+        " WHERE c.id = ? ORDER BY sc.starts_at, sc.id",
+        {param(concert)}, pool_.options().statement_timeout);
+    if (rows.rows() == 0) co_return std::nullopt;
+    std::vector<ScheduleSummary> schedules;
+    for (int row = 0; row < rows.rows(); ++row) {
+        if (rows.is_null(row, 0)) continue;  // the concert has no schedule
+        ScheduleId id = rows.int64(row, 0);
+        if (schedules.empty() || schedules.back().id != id) {
+            ScheduleSummary summary;
+            summary.id = id;
+            summary.starts_at = from_millis(rows.int64(row, 1));
+            summary.total_seats = static_cast<std::int32_t>(rows.int64(row, 2));
+            schedules.push_back(std::move(summary));
+        }
+        if (rows.is_null(row, 3)) continue;
+        auto& summary = schedules.back();
+        if (rows.text(row, 3) == "SOLD") {
+            ++summary.sold_seats;
+        } else if (auto expiry = rows.optional_int64(row, 4)) {
+            summary.hold_expiries.push_back(from_millis(*expiry));
+        }
+    }
+    co_return schedules;
+}
+
+app::Task<std::optional<SeatMap>> MysqlCatalogStore::seat_map(ScheduleId schedule) {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute(
+        "SELECT seat_no, price, status, hold_expires_at FROM seats"
+        " WHERE schedule_id = ? ORDER BY seat_no",
+        {param(schedule)}, pool_.options().statement_timeout);
+    if (result.rows() == 0) co_return std::nullopt;  // every schedule has at least one seat
+    SeatMap map;
+    map.schedule_id = schedule;
+    map.seats.reserve(static_cast<std::size_t>(result.rows()));
+    for (int row = 0; row < result.rows(); ++row) {
+        SeatState seat;
+        seat.seat_no = static_cast<SeatNo>(result.int64(row, 0));
+        seat.price_won = result.int64(row, 1);
+        seat.stored_status = parse_seat_status(result.text(row, 2)).value_or(SeatStatus::kSold);
+        if (auto expiry = result.optional_int64(row, 3)) seat.hold_expires_at = from_millis(*expiry);
+        map.seats.push_back(seat);
+    }
+    co_return map;
+}
+
+// Round trips: 3 + 2 per schedule (its row, then all its seats in one multi-row INSERT).
+app::Task<app::CreatedConcert> MysqlCatalogStore::create_concert(app::NewConcert concert,
+                                                                 TimePoint now) {
+    auto timeout = pool_.options().statement_timeout;
+    auto conn = co_await pool_.acquire();
+    co_await conn->query(kBegin, timeout);
+    auto inserted = co_await conn->execute("INSERT INTO concerts (title, created_at) VALUES (?, ?)",
+                                           {param(concert.title), param(to_millis(now))}, timeout);
+    app::CreatedConcert created;
+    created.concert_id = inserted.insert_id();
+    for (const auto& schedule : concert.schedules) {
+        auto row = co_await conn->execute(
+            "INSERT INTO schedules (concert_id, starts_at, total_seats) VALUES (?, ?, ?)",
+            {param(created.concert_id), param(to_millis(schedule.starts_at)),
+             param(std::int64_t{schedule.seat_count})},
+            timeout);
+        const ScheduleId id = row.insert_id();
+        created.schedule_ids.push_back(id);
+        // Integers only, so a text statement is safe; one statement per schedule whatever its
+        // size (a prepared one would be one per seat count).
+        std::string seats = "INSERT INTO seats (schedule_id, seat_no, price) VALUES ";
+        const std::string tail = "," + std::to_string(schedule.price_won) + ")";
+        for (std::int32_t seat = 1; seat <= schedule.seat_count; ++seat) {
+            if (seat > 1) seats += ',';
+            seats += '(' + std::to_string(id) + ',' + std::to_string(seat) + tail;
+        }
+        co_await conn->query(seats, timeout);
+    }
+    co_await conn->query(kCommit, timeout);
+    co_return created;
+}
+
+app::Task<bool> MysqlCatalogStore::has_concerts() {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute("SELECT EXISTS (SELECT 1 FROM concerts)", {},
+                                         pool_.options().statement_timeout);
+    co_return result.int64(0, 0) == 1;
+}
+
+app::Task<bool> MysqlCatalogStore::ping() {
+    auto conn = co_await pool_.acquire();
+    auto result = co_await conn->execute("SELECT 1", {}, pool_.options().statement_timeout);
+    co_return result.rows() == 1;
+}
+
+}  // namespace concertd::mysql
