@@ -5,8 +5,9 @@
 # Back end: CONCERTD_E2E_BACKEND=sqlite (default), postgres (the suite starts a throwaway
 # PostgreSQL 15 cluster with scripts/pg-start.sh and gives every concertd a fresh database) or
 # postgres+redis (the same, and every concertd also gets a throwaway redis-server of its own,
-# scripts/redis-start.sh; processes on one database share one). scripts/test-e2e-all.sh runs all
-# three.
+# scripts/redis-start.sh; processes on one database share one) or mariadb (a throwaway MariaDB
+# 10.11, scripts/mariadb-start.sh, and a fresh database per concertd). scripts/test-e2e-all.sh
+# runs them all (mariadb only with CONCERTD_E2E_MARIADB_ALL=1, until the adapter is done).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${1:-$root/build/release/concertd}"
@@ -41,7 +42,12 @@ case "$backend" in
       echo "test-e2e: CONCERTD_E2E_BACKEND=postgres+redis needs redis-server (scripts/install-deps.sh)" >&2
       exit 2
     fi ;;
-  *) echo "test-e2e: CONCERTD_E2E_BACKEND must be sqlite, postgres or postgres+redis, not '$backend'" >&2
+  mariadb)
+    if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+      echo "test-e2e: CONCERTD_E2E_BACKEND=mariadb needs MariaDB 10.11 (scripts/install-deps.sh)" >&2
+      exit 2
+    fi ;;
+  *) echo "test-e2e: CONCERTD_E2E_BACKEND must be sqlite, postgres, postgres+redis or mariadb, not '$backend'" >&2
      exit 2 ;;
 esac
 export CONCERTD_E2E_BACKEND="$backend"

@@ -1,10 +1,12 @@
 """Fixtures of the end-to-end suite.
 
-- `pg_cluster` (session, autouse): with CONCERTD_E2E_BACKEND=postgres or postgres+redis, one
+- `db_server` (session, autouse): with CONCERTD_E2E_BACKEND=postgres or postgres+redis, one
   throwaway PostgreSQL cluster for the whole session (scripts/pg-start.sh in a temp dir, stopped
-  and removed at the end); every server then gets its own fresh database in it. Nothing on
-  SQLite (the default). With postgres+redis every server also starts its own redis-server
-  (support.RedisServer, in its work dir); whatever is left running is stopped at the end.
+  and removed at the end); with CONCERTD_E2E_BACKEND=mariadb, one throwaway MariaDB
+  (mariadb_server.MariaDbServer, scripts/mariadb-start.sh); every server then gets its own fresh
+  database in it. Nothing on SQLite (the default). With postgres+redis every server also starts
+  its own redis-server (support.RedisServer, in its work dir); whatever is left running is
+  stopped at the end. (`pg_cluster` is the same fixture under its old name.)
 - `server`: the session's default service (its own database, no demo data, admin key,
   a queue that admits at once). With postgres+redis a service is a `support.Fleet` of three
   processes on one database and one Redis, requests spread round robin (CONCERTD_E2E_PROCESSES
@@ -28,6 +30,7 @@ import sys
 import pytest
 
 import support
+from mariadb_server import MariaDbServer
 from support import Api, Server, ServerPool
 
 
@@ -44,37 +47,52 @@ def pytest_report_header(config):
     return f"concertd e2e back end: {support.BACKEND} (CONCERTD_E2E_BACKEND)"
 
 
+# File name prefix -> (whether its tests run in this mode, why they are skipped otherwise).
+ONLY_IN = {
+    "test_db_": (support.IS_SHARED_DB,
+                 "a database server shared by processes: run with CONCERTD_E2E_BACKEND=postgres or mariadb"),
+    "test_pg_": (support.IS_POSTGRES, "PostgreSQL only: run with CONCERTD_E2E_BACKEND=postgres"),
+    "test_mysql_": (support.IS_MARIADB, "MariaDB only: run with CONCERTD_E2E_BACKEND=mariadb"),
+    "test_redis_": (support.USES_REDIS, "Redis only: run with CONCERTD_E2E_BACKEND=postgres+redis"),
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    # tests/e2e/test_pg_*.py: PostgreSQL only (with or without Redis); tests/e2e/test_redis_*.py:
+    # tests/e2e/test_db_*.py: PostgreSQL or MariaDB (with or without Redis); test_pg_*.py:
+    # PostgreSQL only (with or without Redis); test_mysql_*.py: MariaDB only; test_redis_*.py:
     # PostgreSQL + Redis only; `sqlite_only` tests: SQLite only.
     for item in items:
-        if item.path.name.startswith("test_pg_") and not support.IS_POSTGRES:
-            item.add_marker(pytest.mark.skip(reason="PostgreSQL only: run with CONCERTD_E2E_BACKEND=postgres"))
-        if item.path.name.startswith("test_redis_") and not support.USES_REDIS:
-            item.add_marker(pytest.mark.skip(reason="Redis only: run with CONCERTD_E2E_BACKEND=postgres+redis"))
+        for prefix, (runs, reason) in ONLY_IN.items():
+            if item.path.name.startswith(prefix) and not runs:
+                item.add_marker(pytest.mark.skip(reason=reason))
         marker = item.get_closest_marker("sqlite_only")
-        if marker is not None and support.IS_POSTGRES:
+        if marker is not None and not support.IS_SQLITE:
             reason = marker.args[0] if marker.args else "specific to the SQLite back end"
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def pg_cluster():
-    if not support.IS_POSTGRES:
+def db_server():
+    if not support.IS_SHARED_DB:
         yield None
         return
-    cluster = support.PgCluster().start()
-    support.set_pg_cluster(cluster)
+    server = support.new_db_server().start()
+    support.set_db_server(server)
     try:
-        yield cluster
+        yield server
     finally:
-        support.set_pg_cluster(None)
+        support.set_db_server(None)
         support.RedisServer.stop_all()
-        cluster.destroy()
+        server.destroy()
 
 
 @pytest.fixture(scope="session")
-def session_dir(tmp_path_factory, pg_cluster) -> pathlib.Path:
+def pg_cluster(db_server):
+    return db_server if support.IS_POSTGRES else None
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory, db_server) -> pathlib.Path:
     return tmp_path_factory.mktemp("concertd")
 
 
@@ -92,7 +110,7 @@ def api(server) -> Api:
 
 
 @pytest.fixture
-def make_server(tmp_path, pg_cluster):
+def make_server(tmp_path, db_server):
     started: list[Server] = []
     counter = iter(range(1, 1000))
 
@@ -141,15 +159,20 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for s in list(support.TOUCHED.values()):
             report.sections.append((f"concertd log: {s.name} ({s.log_path})", s.log_tail(60)))
-        if support.IS_POSTGRES:
-            clusters = {}
-            for s in list(support.TOUCHED.values()):
+        # The database servers of the servers it talked to, and every MariaDB still running
+        # (the smoke test's, in any mode).
+        databases = {}
+        for s in list(support.TOUCHED.values()):
+            if support.IS_SHARED_DB:
                 try:
-                    clusters[id(s.cluster)] = s.cluster
-                except AssertionError:  # the session's cluster is gone already
+                    databases[id(s.cluster)] = s.cluster
+                except AssertionError:  # the session's database server is gone already
                     pass
-            for cluster in clusters.values():
-                report.sections.append((f"postgresql log ({cluster.dir}/server.log)", cluster.log_tail(30)))
+        for m in list(MariaDbServer._live.values()):
+            databases.setdefault(id(m), m)
+        for d in databases.values():
+            kind = "mariadb" if isinstance(d, MariaDbServer) else "postgresql"
+            report.sections.append((f"{kind} log ({d.dir}/server.log)", d.log_tail(30)))
         if support.USES_REDIS:
             redises = {id(s.redis): s.redis for s in list(support.TOUCHED.values()) if s.redis is not None}
             for r in redises.values():
@@ -158,14 +181,8 @@ def pytest_runtest_makereport(item, call):
         if kafka is not None:
             for b in list(kafka.KafkaBroker._live.values()):
                 report.sections.append((f"kafka log ({b.dir}/server.log)", b.log_tail(30)))
-        mariadb = sys.modules.get("mariadb_server")  # only when a test imported it
-        if mariadb is not None:
-            for m in list(mariadb.MariaDbServer._live.values()):
-                report.sections.append((f"mariadb log ({m.dir}/server.log)", m.log_tail(30)))
 
 
 def pytest_sessionfinish(session, exitstatus):
     # A MariaDB a test left running (an aborted fixture) would outlive the run: kill it.
-    mariadb = sys.modules.get("mariadb_server")
-    if mariadb is not None:
-        mariadb.MariaDbServer.stop_all()
+    MariaDbServer.stop_all()

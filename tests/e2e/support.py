@@ -11,6 +11,9 @@ CONCERTD_E2E_BACKEND=postgres runs one throwaway PostgreSQL cluster for the sess
 CONCERTD_E2E_BACKEND=postgres+redis does the same and also gives every server its own throwaway
 redis-server (`RedisServer`, CONCERTD_REDIS_URL: the queue, the distributed lock and the cache
 live there); processes started on one database (`start_group`, `start_pair`) share one Redis.
+CONCERTD_E2E_BACKEND=mariadb runs one throwaway MariaDB for the session
+(`mariadb_server.MariaDbServer`) and gives every server its own fresh database in it, as on
+PostgreSQL. `db_server()` is the session's database server of either kind (`IS_SHARED_DB`).
 Tests read a server's database through `Server.db()` / `Server.db_query()` with the same SQL
 ('?' placeholders) on every back end.
 """
@@ -37,6 +40,8 @@ from typing import Any, Callable, Iterable
 
 import requests
 
+from mariadb_server import MariaDbServer
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ADMIN_KEY = "e2e-admin-key-0123456789"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -55,9 +60,15 @@ DEFAULT_ENV = {
 SEAT_STRATEGIES = ["pessimistic", "optimistic", "distributed", "atomic"]
 LOCK_STRATEGIES = ["pessimistic", "optimistic", "distributed"]
 
-BACKENDS = ("sqlite", "postgres", "postgres+redis")
+BACKENDS = ("sqlite", "postgres", "postgres+redis", "mariadb")
 BACKEND = (os.environ.get("CONCERTD_E2E_BACKEND") or "sqlite").strip().lower()
+IS_SQLITE = BACKEND == "sqlite"
 IS_POSTGRES = BACKEND in ("postgres", "postgres+redis")
+IS_MARIADB = BACKEND == "mariadb"
+# A database server that several processes share (PostgreSQL or MariaDB): without Redis, the
+# waiting queue, the `distributed` lock and the relay's turn live in it, and any number of
+# processes on one database form one service.
+IS_SHARED_DB = IS_POSTGRES or IS_MARIADB
 USES_REDIS = BACKEND == "postgres+redis"
 
 # Measurements that tests report (conftest prints them at the end of the run, -s or not).
@@ -188,28 +199,43 @@ class Row(tuple):
 
 
 def _plain(value: Any) -> Any:
-    # PostgreSQL's sum() of bigints is numeric: compare it as the integer it is.
+    # sum() of bigints is numeric on PostgreSQL and DECIMAL on MariaDB: compare it as the
+    # integer it is.
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     return value
 
 
+def mysql_placeholders(sql: str, params: tuple) -> str:
+    """The suite's '?' placeholders as PyMySQL's %s (a literal % doubled, as PyMySQL then formats
+    the string with %); without parameters PyMySQL formats nothing, and the SQL stays as it is."""
+    if not params:
+        return sql
+    assert sql.count("?") == len(params), f"{sql.count('?')} placeholders, {len(params)} parameters: {sql}"
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
 class DbReader:
     """One connection to a server's database for reading: SQLite file (read-only, WAL readers do
-    not block the writer) or the server's PostgreSQL database. SQL uses '?' placeholders on both.
+    not block the writer), or the server's PostgreSQL (pg8000) or MariaDB (PyMySQL, autocommit:
+    each statement sees what was committed before it) database. SQL uses '?' placeholders on all.
     """
 
     def __init__(self, server: "Server"):
         self.backend = BACKEND
-        if IS_POSTGRES:
+        if IS_SHARED_DB:
             self.conn = server.cluster.connect(server.database)
         else:
             self.conn = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=10)
 
     def _run(self, sql: str, params: Iterable = ()) -> tuple[list[tuple], tuple[str, ...]]:
-        if IS_POSTGRES:
+        if IS_SHARED_DB:
             cur = self.conn.cursor()
-            cur.execute(sql, tuple(params))
+            params = tuple(params)
+            if IS_MARIADB:
+                cur.execute(mysql_placeholders(sql, params), params or None)
+            else:
+                cur.execute(sql, params)
             names = tuple(d[0] for d in cur.description or ())
             rows = [tuple(_plain(v) for v in r) for r in (cur.fetchall() if cur.description else [])]
             return rows, names
@@ -405,17 +431,37 @@ def _read_resp(reader) -> Any:
     raise RuntimeError(f"unexpected RESP line {line!r}")
 
 
-_PG_CLUSTER: PgCluster | None = None
+# The session's database server: a PgCluster or a MariaDbServer (conftest starts it). Both have
+# url(db), connect(db), create_database(name), drop_database(name), log_tail(), dir, port, and
+# stop()/start() on the same port.
+_DB_SERVER: "PgCluster | MariaDbServer | None" = None
 
 
-def set_pg_cluster(cluster: PgCluster | None) -> None:
-    global _PG_CLUSTER
-    _PG_CLUSTER = cluster
+def new_db_server() -> "PgCluster | MariaDbServer":
+    """A throwaway database server of the session's kind, not started (the outage tests start
+    their own)."""
+    assert IS_SHARED_DB, "no database server on SQLite"
+    return MariaDbServer() if IS_MARIADB else PgCluster()
+
+
+def set_db_server(server: "PgCluster | MariaDbServer | None") -> None:
+    global _DB_SERVER
+    _DB_SERVER = server
+
+
+def db_server() -> "PgCluster | MariaDbServer":
+    assert _DB_SERVER is not None, "no database server: run with CONCERTD_E2E_BACKEND=postgres or mariadb"
+    return _DB_SERVER
 
 
 def pg_cluster() -> PgCluster:
-    assert _PG_CLUSTER is not None, "no PostgreSQL cluster: run with CONCERTD_E2E_BACKEND=postgres"
-    return _PG_CLUSTER
+    assert IS_POSTGRES, "no PostgreSQL cluster: run with CONCERTD_E2E_BACKEND=postgres"
+    return db_server()  # type: ignore[return-value]
+
+
+# Ways to stop the session's kind of database server: (a clean shutdown that ends the sessions,
+# a crash). PostgreSQL: pg_ctl -m fast / -m immediate; MariaDB: SIGTERM / SIGKILL.
+DB_STOP_MODES = ("term", "kill") if IS_MARIADB else ("fast", "immediate")
 
 
 _db_names = itertools.count(1)
@@ -428,10 +474,10 @@ def new_database_name(hint: str = "db") -> str:
 
 def fresh_database_url(workdir: pathlib.Path, hint: str = "db") -> str:
     """A CONCERTD_DATABASE_URL on an empty database of the session's back end."""
-    if IS_POSTGRES:
+    if IS_SHARED_DB:
         name = new_database_name(hint)
-        pg_cluster().create_database(name)
-        return pg_cluster().url(name)
+        db_server().create_database(name)
+        return db_server().url(name)
     return f"sqlite:{workdir}/concert.db"
 
 
@@ -444,9 +490,10 @@ class ServerStartError(RuntimeError):
 
 class Server:
     """One concertd process with its own port, work dir and database: a SQLite file in the work
-    dir, or on PostgreSQL a fresh database of the session's cluster (created at the first start,
-    dropped at close). `database=` names an existing PostgreSQL database to share instead (several
-    processes on one database); that one is not dropped.
+    dir, or on PostgreSQL or MariaDB a fresh database of the session's server (created at the
+    first start, dropped at close). `database=` names an existing database to share instead
+    (several processes on one database); that one is not dropped. `cluster=` is a database server
+    other than the session's (a PgCluster or MariaDbServer: the outage tests).
 
     With CONCERTD_E2E_BACKEND=postgres+redis it also has a Redis (CONCERTD_REDIS_URL): its own
     redis-server in its work dir (started at the first start, kept over restarts, stopped at
@@ -459,7 +506,8 @@ class Server:
     _counter = itertools.count(1)
 
     def __init__(self, env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
-                 name: str | None = None, database: str | None = None, cluster: "PgCluster | None" = None,
+                 name: str | None = None, database: str | None = None,
+                 cluster: "PgCluster | MariaDbServer | None" = None,
                  redis: "RedisServer | bool | None" = None):
         self.number = next(Server._counter)
         self._cluster = cluster  # None: the session's
@@ -498,16 +546,17 @@ class Server:
         return env
 
     @property
-    def cluster(self) -> "PgCluster":
-        return self._cluster or pg_cluster()
+    def cluster(self) -> "PgCluster | MariaDbServer":
+        """The database server this process's database is on."""
+        return self._cluster or db_server()
 
     @property
     def database_url(self) -> str:
-        return self.cluster.url(self.database) if IS_POSTGRES else f"sqlite:{self.db_path}"
+        return self.cluster.url(self.database) if IS_SHARED_DB else f"sqlite:{self.db_path}"
 
     def start(self, timeout: float = 20.0) -> "Server":
         assert not self.running, "already running"
-        if IS_POSTGRES and not self._database_created:
+        if IS_SHARED_DB and not self._database_created:
             self.cluster.create_database(self.database)
             self._database_created = True
         if self.owns_redis and self.redis is None:
@@ -584,7 +633,7 @@ class Server:
                 self.stop(timeout=10)
             except AssertionError:
                 pass
-        if IS_POSTGRES and self.owns_database and self._database_created:
+        if IS_SHARED_DB and self.owns_database and self._database_created:
             try:  # keeps the cluster small over a session of a few hundred servers
                 self.cluster.drop_database(self.database)
                 self._database_created = False
@@ -669,7 +718,7 @@ class Fleet:
     def __init__(self, env: dict[str, str] | None = None, workdir: pathlib.Path | None = None,
                  name: str | None = None, count: int = PROCESSES, database: str | None = None,
                  redis: "RedisServer | bool | None" = None):
-        assert IS_POSTGRES or count == 1, "several processes on one database need PostgreSQL"
+        assert IS_SHARED_DB or count == 1, "several processes on one database need PostgreSQL or MariaDB"
         self.env = dict(env or {})
         self.first = Server(self.env, workdir=workdir, name=name, database=database, redis=redis)
         self.name = self.first.name
@@ -755,12 +804,12 @@ def new_service(env: dict[str, str] | None = None, workdir: pathlib.Path | None 
     return Fleet(env, workdir=workdir, name=name, count=count, **kw)
 
 
-def start_group(workdir: pathlib.Path, name: str, count: int, cluster: "PgCluster | None" = None,
-                **env) -> list[Server]:
-    """`count` concertd processes on ONE PostgreSQL database (and, with Redis, one Redis): the
-    first creates the database and the Redis (and drops/stops them at its close: close it last),
-    the others share them."""
-    assert IS_POSTGRES, "several processes on one database need the PostgreSQL back end"
+def start_group(workdir: pathlib.Path, name: str, count: int,
+                cluster: "PgCluster | MariaDbServer | None" = None, **env) -> list[Server]:
+    """`count` concertd processes on ONE PostgreSQL or MariaDB database (and, with Redis, one
+    Redis): the first creates the database and the Redis (and drops/stops them at its close:
+    close it last), the others share them."""
+    assert IS_SHARED_DB, "several processes on one database need the PostgreSQL or MariaDB back end"
     letters = "abcdefghijklmnopqrstuvwxyz"
     first = Server(env, workdir=workdir / f"{name}-a", name=f"{name}-a", cluster=cluster)
     first.start()  # creates the database, applies the migrations, starts the Redis
@@ -778,9 +827,10 @@ def start_group(workdir: pathlib.Path, name: str, count: int, cluster: "PgCluste
     return group
 
 
-def start_pair(workdir: pathlib.Path, name: str, cluster: "PgCluster | None" = None, **env) -> tuple[Server, Server]:
-    """Two concertd processes on ONE PostgreSQL database (and one Redis, if any): the first
-    creates it (and drops it at its close: close it last), the second shares it."""
+def start_pair(workdir: pathlib.Path, name: str, cluster: "PgCluster | MariaDbServer | None" = None,
+               **env) -> tuple[Server, Server]:
+    """Two concertd processes on ONE PostgreSQL or MariaDB database (and one Redis, if any): the
+    first creates it (and drops it at its close: close it last), the second shares it."""
     a, b = start_group(workdir, name, 2, cluster=cluster, **env)
     return a, b
 

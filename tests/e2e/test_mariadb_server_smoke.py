@@ -1,8 +1,8 @@
 """The test MariaDB itself (mariadb_server.MariaDbServer, scripts/mariadb-start.sh): it starts,
 a database is created and queried over TCP as the test user, the data survives a clean restart
 and a crash on the same port, a frozen server answers again once continued, and it stops. No
-concertd here. Skipped unless CONCERTD_E2E_MARIADB=1 (it needs Debian's mariadb-server,
-scripts/install-deps.sh).
+concertd here. Skipped unless CONCERTD_E2E_MARIADB=1 or CONCERTD_E2E_BACKEND=mariadb (it needs
+Debian's mariadb-server, scripts/install-deps.sh).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import support
 from mariadb_server import MariaDbServer
 
-pytestmark = pytest.mark.skipif(os.environ.get("CONCERTD_E2E_MARIADB") != "1",
-                                reason="MariaDB only: run with CONCERTD_E2E_MARIADB=1")
+pytestmark = pytest.mark.skipif(os.environ.get("CONCERTD_E2E_MARIADB") != "1" and not support.IS_MARIADB,
+                                reason="MariaDB only: run with CONCERTD_E2E_MARIADB=1 or CONCERTD_E2E_BACKEND=mariadb")
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
-"""10,000 concurrent hold attempts on one 50-seat schedule on PostgreSQL, for each seat strategy
+"""10,000 concurrent hold attempts on one 50-seat schedule on PostgreSQL or MariaDB (the session's
+database server, CONCERTD_E2E_BACKEND=postgres, postgres+redis or mariadb), for each seat strategy
 (SPEC §5 last row: exactly 50 succeed, all 10,000 answered, no 5xx; SPEC §2: never one seat to
 two people). 500 users with ACTIVE tokens make 20 attempts each over 200 keep-alive connections
 on one asyncio loop (loadgen.py); every seat is attempted 200 times.
 
 Reported per strategy (the "measurements" section at the end of the run): attempts answered per
 second, the time until the 50th hold, p50/p99 latency as the client saw it (the load generator
-shares the 2 cores with concertd and PostgreSQL), concertd_hold_retries_total, and the 429s."""
+shares the 2 cores with concertd and the database), concertd_hold_retries_total, and the 429s."""
 from __future__ import annotations
 
 import random
@@ -16,9 +17,9 @@ from collections import Counter
 import pytest
 
 import loadgen
-from support import SEAT_STRATEGIES, Api, new_user_id, report
+from support import BACKEND, SEAT_STRATEGIES, Api, new_user_id, report
 
-pytestmark = [pytest.mark.postgres, pytest.mark.race, pytest.mark.slow]
+pytestmark = [pytest.mark.shared_db, pytest.mark.race, pytest.mark.slow]
 
 USERS, ATTEMPTS_PER_USER, SEATS, CONNECTIONS = 500, 20, 50, 200
 
@@ -65,7 +66,7 @@ def test_10000_concurrent_holds_on_one_50_seat_schedule(make_server, strategy, r
     limited = counts.get((429, "RATE_LIMITED"), 0)
     p50, p99 = loadgen.percentile(latencies, 50) * 1000, loadgen.percentile(latencies, 99) * 1000
     held_in = max((r.done_at for r in results if r.status == 201), default=started) - started
-    report(f"contention seat={strategy}: {len(results)} attempts in {elapsed:.2f}s = "
+    report(f"contention {BACKEND} seat={strategy}: {len(results)} attempts in {elapsed:.2f}s = "
            f"{len(results) / elapsed:.0f} attempts/s (all 50 seats held after {held_in * 1000:.0f} ms); "
            f"201={counts.get((201, None), 0)} "
            f"409={counts.get((409, 'SEAT_UNAVAILABLE'), 0)} 429={limited}; p50 {p50:.1f} ms, p99 {p99:.1f} ms; "

@@ -1,5 +1,6 @@
-"""Two concertd processes on ONE PostgreSQL database form one service (SPEC §4: "no correctness
-may depend on memory that only one process has"). Requests are spread alternately over both:
+"""Two concertd processes on ONE PostgreSQL or MariaDB database form one service (SPEC §4: "no
+correctness may depend on memory that only one process has"); without Redis the waiting queue,
+the `distributed` lock and the relay's turn are the database's. Requests are spread alternately over both:
 client i talks to process i % 2. For each strategy set: the seat race, a whole schedule, a hot
 wallet, concurrent payments of one reservation; then FIFO admission across the processes and
 no stale seat map."""
@@ -15,7 +16,7 @@ import pytest
 from support import (Api, describe, error_code, expect, expect_error, new_user_id, run_concurrently, schedule_spec,
                      start_pair)
 
-pytestmark = [pytest.mark.postgres, pytest.mark.race]
+pytestmark = [pytest.mark.shared_db, pytest.mark.race]
 
 RATE_LIMITED = (429, "RATE_LIMITED")
 
@@ -201,7 +202,7 @@ def test_no_stale_seat_map_across_processes(pair):
 # --- the queue across processes ------------------------------------------------------------------
 
 @pytest.fixture
-def queue_pair(tmp_path, pg_cluster):
+def queue_pair(tmp_path, db_server):
     started = []
 
     def make(**env):
