@@ -94,10 +94,13 @@ std::optional<Result<PaymentReceipt>> replay_from(const MysqlResult& key, int ke
     }
     Payment payment{key.int64(0, key_column + 2), reservation_id, user,
                     key.int64(0, key_column + 3), from_millis(key.int64(0, key_column + 4))};
-    // The key names a payment of this reservation (foreign keys): the reservation is there.
+    // The key names a payment of this reservation (foreign keys): the reservation is there, and
+    // CONFIRMED for good, even where it was read (optimistic: unlocked) before that payment
+    // committed and the key after.
     assert(reservation.rows() > 0);
-    return Result<PaymentReceipt>(
-        PaymentReceipt{payment, read_reservation(reservation, 0, reservation_column), true});
+    auto confirmed = read_reservation(reservation, 0, reservation_column);
+    confirmed.stored_status = ReservationStatus::kConfirmed;
+    return Result<PaymentReceipt>(PaymentReceipt{payment, confirmed, true});
 }
 
 }  // namespace

@@ -179,6 +179,26 @@ protected:
         co_return result;
     }
 
+    // A payment as the use case runs it under `distributed`: inside the wallet's lock.
+    asio::awaitable<Result<app::PaymentReceipt>> locked_pay(UserId user, ReservationId reservation) {
+        if (strategy() != Strategy::kDistributed) {
+            co_return co_await payments_->pay(
+                {user, reservation, std::nullopt, now_ms(), strategy(), std::nullopt});
+        }
+        auto lease = co_await lock_.acquire("wallet:" + std::to_string(user), 10s);
+        if (!lease) co_return Result<app::PaymentReceipt>(Rejection::kRateLimited, "lock wait");
+        auto result = co_await payments_->pay(
+            {user, reservation, std::nullopt, now_ms(), strategy(), lease->fence});
+        co_await lock_.release(*lease);
+        co_return result;
+    }
+
+    asio::awaitable<bool> pay_or_charge(bool pays, UserId user, ReservationId reservation,
+                                        Won amount) {
+        if (pays) co_return (co_await locked_pay(user, reservation)).ok();
+        co_return (co_await locked_charge(user, amount)).ok();
+    }
+
     asio::io_context contexts_[2];
     app::AppStats stats_;
     std::optional<detail::MysqlEndpoint> endpoint_;
@@ -276,6 +296,32 @@ TEST_P(MysqlWalletPaymentTest, PaysOnceUnderConcurrentRequestsWithoutKey) {
     EXPECT_EQ(paid, 1);
     EXPECT_EQ(run(wallets_->balance(user)), 4000);
     EXPECT_EQ(count("payments"), 1);
+}
+
+// Payments of several reservations and charges of one wallet at once: no update is lost, and
+// the payment's lock order (reservation, then wallet and seat) meets the charge's (wallet) without
+// a deadlock that outlasts its retries.
+TEST_P(MysqlWalletPaymentTest, ConcurrentPaymentsAndChargesOfOneWalletLoseNothing) {
+    UserId user = 17;
+    constexpr int kEach = 10;
+    std::vector<ReservationId> reservations;
+    for (int i = 0; i < kEach; ++i) reservations.push_back(held_seat(user, 1000));
+    ASSERT_TRUE(run(locked_charge(user, kEach * 1000)).ok());
+    auto paid = race(kEach, [&](int i) { return locked_pay(user, reservations[i]); });
+    for (const auto& r : paid) EXPECT_TRUE(r.ok()) << r.refusal().message;
+    EXPECT_EQ(run(wallets_->balance(user)), 0);
+
+    for (int i = 0; i < kEach; ++i) reservations[i] = held_seat(user, 1000);
+    ASSERT_TRUE(run(locked_charge(user, kEach * 1000)).ok());
+    // Even: a payment, odd: a charge; the balance never falls short whatever the order.
+    auto mixed = race(2 * kEach, [&](int i) {
+        return pay_or_charge(i % 2 == 0, user, reservations[i / 2], 1000);
+    });
+    for (bool ok : mixed) EXPECT_TRUE(ok);
+    EXPECT_EQ(run(wallets_->balance(user)), kEach * 1000);
+    EXPECT_EQ(count("payments"), 2 * kEach);
+    EXPECT_EQ(count("wallet_entries WHERE type = 'USE'"), 2 * kEach);
+    EXPECT_EQ(count("seats WHERE status = 'SOLD'"), 2 * kEach);
 }
 
 TEST_P(MysqlWalletPaymentTest, InsufficientBalanceChangesNothing) {
