@@ -545,4 +545,6 @@ bool MysqlConnection::healthy() const {
 
 bool MysqlConnection::in_transaction() const { return impl_->in_transaction(); }
 
+void MysqlConnection::discard() { impl_->broken = true; }
+
 }  // namespace concertd::mysql::detail

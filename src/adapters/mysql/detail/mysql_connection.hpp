@@ -136,6 +136,11 @@ public:
     // True while the server says a transaction is open.
     bool in_transaction() const;
 
+    // Marks the connection broken, so the pool drops (closes) it instead of lending it again:
+    // the server then ends the session and frees what it held (GET_LOCK locks). For a caller
+    // that can no longer tell what the session holds.
+    void discard();
+
     struct Impl;
 
 private:
