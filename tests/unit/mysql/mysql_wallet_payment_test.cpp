@@ -63,7 +63,8 @@ protected:
         wallets_.reset();
         pool_.reset();
         MysqlPoolOptions options;
-        options.endpoint = endpoint_ ? *endpoint_ : *(endpoint_ = environment().fresh_database(database_name()));
+        if (!endpoint_) endpoint_ = environment().fresh_database(database_name());
+        options.endpoint = *endpoint_;
         options.connections_per_thread = connections_per_thread;
         options.round_trips = &stats_.db_round_trips;
         pool_ = std::make_unique<MysqlPool>(options);
@@ -131,8 +132,8 @@ protected:
                         {detail::param(schedule_), detail::param(std::int64_t{seat_no}),
                          detail::param(price), detail::param(expires)})
                         .insert_id();
-        return sql("INSERT INTO reservations (user_id, schedule_id, seat_id, seat_no, price, status,"
-                   " created_at, expires_at) VALUES (?, ?, ?, ?, ?, 'HELD', 0, ?)",
+        return sql("INSERT INTO reservations (user_id, schedule_id, seat_id, seat_no, price,"
+                   " status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, 'HELD', 0, ?)",
                    {detail::param(user), detail::param(schedule_), detail::param(seat),
                     detail::param(std::int64_t{seat_no}), detail::param(price),
                     detail::param(expires)})
@@ -144,8 +145,8 @@ protected:
             sql("SELECT status FROM reservations WHERE id = ?", {detail::param(id)}).text(0, 0));
     }
     std::string seat_status(ReservationId id) {
-        return std::string(sql("SELECT s.status FROM seats s JOIN reservations r ON r.seat_id = s.id"
-                               " WHERE r.id = ?",
+        return std::string(sql("SELECT s.status FROM seats s"
+                               " JOIN reservations r ON r.seat_id = s.id WHERE r.id = ?",
                                {detail::param(id)})
                                .text(0, 0));
     }
@@ -180,7 +181,8 @@ protected:
     }
 
     // A payment as the use case runs it under `distributed`: inside the wallet's lock.
-    asio::awaitable<Result<app::PaymentReceipt>> locked_pay(UserId user, ReservationId reservation) {
+    asio::awaitable<Result<app::PaymentReceipt>> locked_pay(UserId user,
+                                                            ReservationId reservation) {
         if (strategy() != Strategy::kDistributed) {
             co_return co_await payments_->pay(
                 {user, reservation, std::nullopt, now_ms(), strategy(), std::nullopt});
@@ -446,6 +448,23 @@ TEST_P(MysqlWalletPaymentTest, RoundTripsAreTheDocumentedOnes) {
     before = round_trips();
     ASSERT_TRUE(run(payments_->pay(pay(user, reservations[3], "rt-2")))->replayed);
     EXPECT_EQ(round_trips() - before, fenced ? 5u : 4u) << "replayed payment";
+
+    // Refusals: the reservation alone decides without a key; the balance after both reads.
+    before = round_trips();
+    EXPECT_FALSE(run(payments_->pay(pay(user, reservations[3]))).ok());
+    EXPECT_EQ(round_trips() - before, 3u) << "paid already, no key";
+    auto poor = held_seat(user, 1'000'000);
+    before = round_trips();
+    auto refused = run(payments_->pay(pay(user, poor)));
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.refusal().code, Rejection::kInsufficientBalance);
+    EXPECT_EQ(round_trips() - before, fenced ? 5u : 4u) << "insufficient balance";
+    sql("UPDATE wallets SET balance = 100000000 WHERE user_id = ?", {detail::param(user)});
+    ASSERT_FALSE(run(wallets_->charge(charge(user, 1))).ok());  // warm-up of the ROLLBACK
+    before = round_trips();
+    ASSERT_FALSE(run(wallets_->charge(charge(user, 1))).ok());
+    EXPECT_EQ(round_trips() - before, strategy() == Strategy::kOptimistic ? 1u : fenced ? 4u : 3u)
+        << "charge over the limit";
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStrategy, MysqlWalletPaymentTest,
@@ -471,13 +490,17 @@ TEST_P(MysqlFenceTest, StaleFenceIsRefusedAndChangesNothing) {
     ASSERT_TRUE(run(wallets_->charge(command(100, 11))).ok());
 
     auto reservation = held_seat(user, 1000);
-    auto late = run(payments_->pay({user, reservation, "fenced", now_ms(), Strategy::kDistributed, 5}));
+    auto fenced_pay = [&](std::uint64_t fence) {
+        return app::PayCommand{user,     reservation,           "fenced",
+                               now_ms(), Strategy::kDistributed, fence};
+    };
+    auto late = run(payments_->pay(fenced_pay(5)));
     ASSERT_FALSE(late.ok());
     EXPECT_EQ(late.refusal().code, Rejection::kRateLimited);
     EXPECT_EQ(reservation_status(reservation), "HELD");
     EXPECT_EQ(run(wallets_->balance(user)), 5100);
     EXPECT_EQ(count("payments") + count("idempotency_keys"), 0);
-    auto paid = run(payments_->pay({user, reservation, "fenced", now_ms(), Strategy::kDistributed, 12}));
+    auto paid = run(payments_->pay(fenced_pay(12)));
     ASSERT_TRUE(paid.ok()) << paid.refusal().message;
     EXPECT_EQ(run(wallets_->balance(user)), 4100);
 }
