@@ -5,10 +5,14 @@
 // purge of old keys, a stale lock fence is refused, and the documented round trips.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cctype>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -201,6 +205,39 @@ protected:
         co_return (co_await locked_charge(user, amount)).ok();
     }
 
+    // A hold's order on its own connection: the seat row first, then (after `pause`, while the
+    // payment waits on that seat) the reservation, as a hold of a seat whose hold just expired
+    // does. Returns whether it committed (false: InnoDB chose it as the deadlock's victim).
+    asio::awaitable<bool> seat_then_reservation(std::int64_t seat, ReservationId reservation,
+                                                std::chrono::milliseconds pause,
+                                                std::shared_ptr<bool> seat_locked) {
+        auto conn = co_await pool_->acquire();
+        co_await conn->query(kBegin, 5000ms);
+        co_await conn->execute("UPDATE seats SET version = version + 1 WHERE id = ?",
+                               {detail::param(seat)}, 5000ms);
+        *seat_locked = true;
+        asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+        co_await timer.async_wait(asio::use_awaitable);
+        try {
+            co_await conn->execute(
+                "UPDATE reservations SET status = 'EXPIRED', version = version + 1 WHERE id = ?",
+                {detail::param(reservation)}, 5000ms);
+            co_await conn->query(kCommit, 5000ms);
+            co_return true;
+        } catch (const detail::MysqlError& error) {
+            if (!error.is_deadlock()) throw;
+            co_return false;  // rolled back by the connection
+        }
+    }
+    asio::awaitable<Result<app::PaymentReceipt>> pay_when_seat_locked(
+        UserId user, ReservationId reservation, std::shared_ptr<bool> seat_locked) {
+        while (!*seat_locked) {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+        co_return co_await locked_pay(user, reservation);
+    }
+
     asio::io_context contexts_[2];
     app::AppStats stats_;
     std::optional<detail::MysqlEndpoint> endpoint_;
@@ -324,6 +361,49 @@ TEST_P(MysqlWalletPaymentTest, ConcurrentPaymentsAndChargesOfOneWalletLoseNothin
     EXPECT_EQ(count("payments"), 2 * kEach);
     EXPECT_EQ(count("wallet_entries WHERE type = 'USE'"), 2 * kEach);
     EXPECT_EQ(count("seats WHERE status = 'SOLD'"), 2 * kEach);
+}
+
+// The one place a payment's lock order (reservation, then seat) meets a hold's (seat, then
+// reservation): InnoDB finds the deadlock and rolls one back; either the payment wins and the
+// hold is refused, or the payment, run again, finds the reservation expired. Nothing is left
+// half done, and no error escapes the store.
+TEST_P(MysqlWalletPaymentTest, DeadlockWithAHoldResolvesToOneWinner) {
+    UserId user = 18;
+    auto reservation = held_seat(user, 1000);
+    auto seat = sql("SELECT seat_id FROM reservations WHERE id = ?", {detail::param(reservation)})
+                    .int64(0, 0);
+    ASSERT_TRUE(run(locked_charge(user, 5000)).ok());
+    auto deadlocks = [&] {
+        return sql("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+                   " WHERE VARIABLE_NAME = 'INNODB_DEADLOCKS'")
+            .int64(0, 0);
+    };
+    auto deadlocks_before = deadlocks();
+    auto seat_locked = std::make_shared<bool>(false);
+    contexts_[0].restart();
+    auto hold = asio::co_spawn(contexts_[0],
+                               seat_then_reservation(seat, reservation, 300ms, seat_locked),
+                               asio::use_future);
+    auto paid = asio::co_spawn(contexts_[0],
+                               wrapped(pay_when_seat_locked(user, reservation, seat_locked)),
+                               asio::use_future);
+    contexts_[0].run();
+    bool hold_committed = hold.get();
+    auto payment = std::move(*paid.get());
+    EXPECT_EQ(deadlocks() - deadlocks_before, 1) << "the two met as described";
+    if (hold_committed) {
+        ASSERT_FALSE(payment.ok());
+        EXPECT_EQ(payment.refusal().code, Rejection::kReservationExpired);
+        EXPECT_EQ(reservation_status(reservation), "EXPIRED");
+        EXPECT_EQ(run(wallets_->balance(user)), 5000);
+        EXPECT_EQ(count("payments"), 0);
+    } else {
+        ASSERT_TRUE(payment.ok()) << payment.refusal().message;
+        EXPECT_EQ(reservation_status(reservation), "CONFIRMED");
+        EXPECT_EQ(seat_status(reservation), "SOLD");
+        EXPECT_EQ(run(wallets_->balance(user)), 4000);
+        EXPECT_EQ(count("payments"), 1);
+    }
 }
 
 TEST_P(MysqlWalletPaymentTest, InsufficientBalanceChangesNothing) {
