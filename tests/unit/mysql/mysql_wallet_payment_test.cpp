@@ -2,7 +2,8 @@
 // a fresh migrated database, for every strategy: charge limits, concurrent charges lose nothing,
 // a reservation is paid once (concurrent retries with one Idempotency-Key replay the first
 // answer), insufficient balance and refused reservations change nothing, replay and conflict,
-// purge of old keys, a stale lock fence is refused, and the documented round trips.
+// purge of old keys, a stale lock fence is refused, a deadlock with a hold ends with one
+// winner, and the documented round trips.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
