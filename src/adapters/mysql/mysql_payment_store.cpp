@@ -211,7 +211,8 @@ app::Task<std::optional<Result<PaymentReceipt>>> MysqlPaymentStore::attempt(cons
         }
         auto inserted = co_await conn->execute(
             kInsertPayment,
-            {param(reservation->id), param(c.user_id), param(reservation->price_won), param(now_ms)},
+            {param(reservation->id), param(c.user_id), param(reservation->price_won),
+             param(now_ms)},
             timeout);
         Payment payment{inserted.insert_id(), reservation->id, c.user_id, reservation->price_won,
                         now};

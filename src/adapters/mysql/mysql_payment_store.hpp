@@ -11,8 +11,9 @@
 //   INSERT idempotency_keys (with a key); one INSERT of the three outbox events; COMMIT.
 // - pessimistic, optimistic: 8 without a key, 9 with one;
 // - distributed: the same, plus the fence UPDATE before the wallet read when the lock has fences.
-// - refused (insufficient balance, a replay, a conflict): 4 (… ROLLBACK after the reads), +1 fenced;
-//   refused on the reservation alone (not found, another user's, expired, paid) without a key: 3.
+// - refused (insufficient balance, a replay, a conflict): 4 (… ROLLBACK after the reads),
+//   +1 fenced; refused on the reservation alone (not found, another user's, expired, paid)
+//   without a key: 3.
 // - optimistic, a lost race: 5 (… the UPDATE matching nothing, ROLLBACK) before the next try.
 // replay(): 1. purge_idempotency_keys(): 1.
 //

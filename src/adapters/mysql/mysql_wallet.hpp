@@ -16,7 +16,8 @@ namespace concertd::mysql {
 // a shared one, and two transactions that each hold the shared lock and then ask for the row
 // lock (FOR UPDATE, UPDATE) deadlock. Inside a transaction this leaves the row locked.
 inline constexpr std::string_view kEnsureWallet =
-    "INSERT INTO wallets (user_id, balance) VALUES (?, 0) ON DUPLICATE KEY UPDATE user_id = user_id";
+    "INSERT INTO wallets (user_id, balance) VALUES (?, 0)"
+    " ON DUPLICATE KEY UPDATE user_id = user_id";
 
 // balance, version, the database's now: read_wallet's columns.
 inline constexpr std::string_view kWalletRead =

@@ -19,9 +19,8 @@ app::Task<void> MysqlWalletStore::record_charge(detail::MysqlConnection& conn,
                           wallet_entry_params(c.user_id, WalletEntryType::kCharge, c.amount_won,
                                               balance, now),
                           timeout);
-    co_await conn.execute(
-        kInsertEvent, event_params(app::points_charged_event(c.user_id, c.amount_won, balance, now)),
-        timeout);
+    auto event = app::points_charged_event(c.user_id, c.amount_won, balance, now);
+    co_await conn.execute(kInsertEvent, event_params(event), timeout);
     co_await conn.query(kCommit, timeout);
 }
 
@@ -34,7 +33,8 @@ app::Task<Result<Won>> MysqlWalletStore::charge_once(app::ChargeCommand c) {
         {
             auto conn = co_await pool_.acquire();
             // Read outside a transaction: no lock is held while the new balance is worked out.
-            auto row = read_wallet(co_await conn->execute(kWalletRead, {param(c.user_id)}, timeout));
+            auto row =
+                read_wallet(co_await conn->execute(kWalletRead, {param(c.user_id)}, timeout));
             if (!row.exists) {
                 // First charge of this user: create the row (autocommit, so its lock ends with
                 // the statement), then read it like any other.
@@ -47,8 +47,8 @@ app::Task<Result<Won>> MysqlWalletStore::charge_once(app::ChargeCommand c) {
             // A record lock on the wallet only (READ COMMITTED: no gap locks); a writer that
             // committed since the read makes it match nothing, and it writes nothing.
             auto claimed = co_await conn->execute(
-                kWriteWalletIfUnchanged, {param(balance.value()), param(c.user_id), param(row.version)},
-                timeout);
+                kWriteWalletIfUnchanged,
+                {param(balance.value()), param(c.user_id), param(row.version)}, timeout);
             if (claimed.affected_rows() == 1) {
                 co_await record_charge(*conn, c, balance.value(), row.db_now);
                 co_return balance;

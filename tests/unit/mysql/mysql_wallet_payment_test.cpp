@@ -2,13 +2,18 @@
 // a fresh migrated database, for every strategy: charge limits, concurrent charges lose nothing,
 // a reservation is paid once (concurrent retries with one Idempotency-Key replay the first
 // answer), insufficient balance and refused reservations change nothing, replay and conflict,
-// purge of old keys, a stale lock fence is refused, and the documented round trips.
+// purge of old keys, a stale lock fence is refused, a deadlock with a hold ends with one
+// winner, and the documented round trips.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cctype>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -63,7 +68,8 @@ protected:
         wallets_.reset();
         pool_.reset();
         MysqlPoolOptions options;
-        options.endpoint = endpoint_ ? *endpoint_ : *(endpoint_ = environment().fresh_database(database_name()));
+        if (!endpoint_) endpoint_ = environment().fresh_database(database_name());
+        options.endpoint = *endpoint_;
         options.connections_per_thread = connections_per_thread;
         options.round_trips = &stats_.db_round_trips;
         pool_ = std::make_unique<MysqlPool>(options);
@@ -131,8 +137,8 @@ protected:
                         {detail::param(schedule_), detail::param(std::int64_t{seat_no}),
                          detail::param(price), detail::param(expires)})
                         .insert_id();
-        return sql("INSERT INTO reservations (user_id, schedule_id, seat_id, seat_no, price, status,"
-                   " created_at, expires_at) VALUES (?, ?, ?, ?, ?, 'HELD', 0, ?)",
+        return sql("INSERT INTO reservations (user_id, schedule_id, seat_id, seat_no, price,"
+                   " status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, 'HELD', 0, ?)",
                    {detail::param(user), detail::param(schedule_), detail::param(seat),
                     detail::param(std::int64_t{seat_no}), detail::param(price),
                     detail::param(expires)})
@@ -144,8 +150,8 @@ protected:
             sql("SELECT status FROM reservations WHERE id = ?", {detail::param(id)}).text(0, 0));
     }
     std::string seat_status(ReservationId id) {
-        return std::string(sql("SELECT s.status FROM seats s JOIN reservations r ON r.seat_id = s.id"
-                               " WHERE r.id = ?",
+        return std::string(sql("SELECT s.status FROM seats s"
+                               " JOIN reservations r ON r.seat_id = s.id WHERE r.id = ?",
                                {detail::param(id)})
                                .text(0, 0));
     }
@@ -180,7 +186,8 @@ protected:
     }
 
     // A payment as the use case runs it under `distributed`: inside the wallet's lock.
-    asio::awaitable<Result<app::PaymentReceipt>> locked_pay(UserId user, ReservationId reservation) {
+    asio::awaitable<Result<app::PaymentReceipt>> locked_pay(UserId user,
+                                                            ReservationId reservation) {
         if (strategy() != Strategy::kDistributed) {
             co_return co_await payments_->pay(
                 {user, reservation, std::nullopt, now_ms(), strategy(), std::nullopt});
@@ -197,6 +204,39 @@ protected:
                                         Won amount) {
         if (pays) co_return (co_await locked_pay(user, reservation)).ok();
         co_return (co_await locked_charge(user, amount)).ok();
+    }
+
+    // A hold's order on its own connection: the seat row first, then (after `pause`, while the
+    // payment waits on that seat) the reservation, as a hold of a seat whose hold just expired
+    // does. Returns whether it committed (false: InnoDB chose it as the deadlock's victim).
+    asio::awaitable<bool> seat_then_reservation(std::int64_t seat, ReservationId reservation,
+                                                std::chrono::milliseconds pause,
+                                                std::shared_ptr<bool> seat_locked) {
+        auto conn = co_await pool_->acquire();
+        co_await conn->query(kBegin, 5000ms);
+        co_await conn->execute("UPDATE seats SET version = version + 1 WHERE id = ?",
+                               {detail::param(seat)}, 5000ms);
+        *seat_locked = true;
+        asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+        co_await timer.async_wait(asio::use_awaitable);
+        try {
+            co_await conn->execute(
+                "UPDATE reservations SET status = 'EXPIRED', version = version + 1 WHERE id = ?",
+                {detail::param(reservation)}, 5000ms);
+            co_await conn->query(kCommit, 5000ms);
+            co_return true;
+        } catch (const detail::MysqlError& error) {
+            if (!error.is_deadlock()) throw;
+            co_return false;  // rolled back by the connection
+        }
+    }
+    asio::awaitable<Result<app::PaymentReceipt>> pay_when_seat_locked(
+        UserId user, ReservationId reservation, std::shared_ptr<bool> seat_locked) {
+        while (!*seat_locked) {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+        co_return co_await locked_pay(user, reservation);
     }
 
     asio::io_context contexts_[2];
@@ -324,6 +364,49 @@ TEST_P(MysqlWalletPaymentTest, ConcurrentPaymentsAndChargesOfOneWalletLoseNothin
     EXPECT_EQ(count("seats WHERE status = 'SOLD'"), 2 * kEach);
 }
 
+// The one place a payment's lock order (reservation, then seat) meets a hold's (seat, then
+// reservation): InnoDB finds the deadlock and rolls one back; either the payment wins and the
+// hold is refused, or the payment, run again, finds the reservation expired. Nothing is left
+// half done, and no error escapes the store.
+TEST_P(MysqlWalletPaymentTest, DeadlockWithAHoldResolvesToOneWinner) {
+    UserId user = 18;
+    auto reservation = held_seat(user, 1000);
+    auto seat = sql("SELECT seat_id FROM reservations WHERE id = ?", {detail::param(reservation)})
+                    .int64(0, 0);
+    ASSERT_TRUE(run(locked_charge(user, 5000)).ok());
+    auto deadlocks = [&] {
+        return sql("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+                   " WHERE VARIABLE_NAME = 'INNODB_DEADLOCKS'")
+            .int64(0, 0);
+    };
+    auto deadlocks_before = deadlocks();
+    auto seat_locked = std::make_shared<bool>(false);
+    contexts_[0].restart();
+    auto hold = asio::co_spawn(contexts_[0],
+                               seat_then_reservation(seat, reservation, 300ms, seat_locked),
+                               asio::use_future);
+    auto paid = asio::co_spawn(contexts_[0],
+                               wrapped(pay_when_seat_locked(user, reservation, seat_locked)),
+                               asio::use_future);
+    contexts_[0].run();
+    bool hold_committed = hold.get();
+    auto payment = std::move(*paid.get());
+    EXPECT_EQ(deadlocks() - deadlocks_before, 1) << "the two met as described";
+    if (hold_committed) {
+        ASSERT_FALSE(payment.ok());
+        EXPECT_EQ(payment.refusal().code, Rejection::kReservationExpired);
+        EXPECT_EQ(reservation_status(reservation), "EXPIRED");
+        EXPECT_EQ(run(wallets_->balance(user)), 5000);
+        EXPECT_EQ(count("payments"), 0);
+    } else {
+        ASSERT_TRUE(payment.ok()) << payment.refusal().message;
+        EXPECT_EQ(reservation_status(reservation), "CONFIRMED");
+        EXPECT_EQ(seat_status(reservation), "SOLD");
+        EXPECT_EQ(run(wallets_->balance(user)), 4000);
+        EXPECT_EQ(count("payments"), 1);
+    }
+}
+
 TEST_P(MysqlWalletPaymentTest, InsufficientBalanceChangesNothing) {
     UserId user = 11;
     auto reservation = held_seat(user, 1000);
@@ -446,6 +529,23 @@ TEST_P(MysqlWalletPaymentTest, RoundTripsAreTheDocumentedOnes) {
     before = round_trips();
     ASSERT_TRUE(run(payments_->pay(pay(user, reservations[3], "rt-2")))->replayed);
     EXPECT_EQ(round_trips() - before, fenced ? 5u : 4u) << "replayed payment";
+
+    // Refusals: the reservation alone decides without a key; the balance after both reads.
+    before = round_trips();
+    EXPECT_FALSE(run(payments_->pay(pay(user, reservations[3]))).ok());
+    EXPECT_EQ(round_trips() - before, 3u) << "paid already, no key";
+    auto poor = held_seat(user, 1'000'000);
+    before = round_trips();
+    auto refused = run(payments_->pay(pay(user, poor)));
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.refusal().code, Rejection::kInsufficientBalance);
+    EXPECT_EQ(round_trips() - before, fenced ? 5u : 4u) << "insufficient balance";
+    sql("UPDATE wallets SET balance = 100000000 WHERE user_id = ?", {detail::param(user)});
+    ASSERT_FALSE(run(wallets_->charge(charge(user, 1))).ok());  // warm-up of the ROLLBACK
+    before = round_trips();
+    ASSERT_FALSE(run(wallets_->charge(charge(user, 1))).ok());
+    EXPECT_EQ(round_trips() - before, strategy() == Strategy::kOptimistic ? 1u : fenced ? 4u : 3u)
+        << "charge over the limit";
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStrategy, MysqlWalletPaymentTest,
@@ -471,13 +571,17 @@ TEST_P(MysqlFenceTest, StaleFenceIsRefusedAndChangesNothing) {
     ASSERT_TRUE(run(wallets_->charge(command(100, 11))).ok());
 
     auto reservation = held_seat(user, 1000);
-    auto late = run(payments_->pay({user, reservation, "fenced", now_ms(), Strategy::kDistributed, 5}));
+    auto fenced_pay = [&](std::uint64_t fence) {
+        return app::PayCommand{user,     reservation,           "fenced",
+                               now_ms(), Strategy::kDistributed, fence};
+    };
+    auto late = run(payments_->pay(fenced_pay(5)));
     ASSERT_FALSE(late.ok());
     EXPECT_EQ(late.refusal().code, Rejection::kRateLimited);
     EXPECT_EQ(reservation_status(reservation), "HELD");
     EXPECT_EQ(run(wallets_->balance(user)), 5100);
     EXPECT_EQ(count("payments") + count("idempotency_keys"), 0);
-    auto paid = run(payments_->pay({user, reservation, "fenced", now_ms(), Strategy::kDistributed, 12}));
+    auto paid = run(payments_->pay(fenced_pay(12)));
     ASSERT_TRUE(paid.ok()) << paid.refusal().message;
     EXPECT_EQ(run(wallets_->balance(user)), 4100);
 }
