@@ -176,7 +176,10 @@ MysqlWaitingQueue::MysqlWaitingQueue(MysqlPool& pool, app::QueueSettings setting
 
 boost::asio::awaitable<app::IssuedTicket> MysqlWaitingQueue::issue(domain::UserId user) {
     for (int attempt = 1;; ++attempt) {
-        auto issued = co_await try_issue(user, memory::random_token_hex());
+        // A deadlock or lock wait (the admitter holding the user's row) is tried again with the
+        // same token: what an earlier try committed of it is then found as the user's own.
+        auto issued = co_await retrying_conflicts(
+            [this, user, token = memory::random_token_hex()] { return try_issue(user, token); });
         if (issued) co_return std::move(*issued);
         if (attempt >= kIssueAttemptsMax) {
             throw std::runtime_error("queue issue failed " + std::to_string(attempt) +
@@ -231,6 +234,12 @@ boost::asio::awaitable<std::optional<app::IssuedTicket>> MysqlWaitingQueue::try_
 boost::asio::awaitable<std::optional<domain::QueueTicket>> MysqlWaitingQueue::find(
     std::string token) {
     if (!memory::parse_token_hex(token)) co_return std::nullopt;  // forged: no round trip
+    // The poll can wait for the admitter's lock on the row; a retry reads the admitted token.
+    co_return co_await retrying_conflicts([this, &token] { return find_once(token); });
+}
+
+boost::asio::awaitable<std::optional<domain::QueueTicket>> MysqlWaitingQueue::find_once(
+    std::string token) {
     const auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
     // A second pass only when the token changed between the read and the poll (admitted,
@@ -264,20 +273,25 @@ boost::asio::awaitable<void> MysqlWaitingQueue::expire_user(domain::UserId user)
 }
 
 boost::asio::awaitable<std::int64_t> MysqlWaitingQueue::admit(domain::TimePoint /*now*/) {
+    try {
+        co_return co_await admit_tick();
+    } catch (const MysqlError& error) {
+        // Another process (or coroutine) is admitting (NOWAIT), or the tick ran into a poll's or
+        // an issue's row locks: the connection rolled the transaction back, and the next tick
+        // goes on.
+        if (!error.is_retryable() && error.code() != kErLockNowait) throw;
+    }
+    co_return 0;
+}
+
+boost::asio::awaitable<std::int64_t> MysqlWaitingQueue::admit_tick() {
     const auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
     const auto peek = co_await conn->execute(kPeek, {}, timeout);
     if (peek.int64(0, 0) == 0 && peek.int64(0, 1) == 0) co_return 0;  // nothing to do
 
     co_await conn->query(kBegin, timeout);
-    MysqlResult bucket;
-    try {
-        bucket = co_await conn->execute(kLockBucket, {}, timeout);
-    } catch (const MysqlError& error) {
-        // Another process (or coroutine) is admitting; the connection rolled back.
-        if (!error.is_lock_wait_timeout() && error.code() != kErLockNowait) throw;
-    }
-    if (bucket.columns() == 0) co_return 0;
+    const auto bucket = co_await conn->execute(kLockBucket, {}, timeout);
     if (bucket.rows() != 1) {
         co_await conn->query(kRollback, timeout);
         throw std::runtime_error("queue_admission has no row 1: apply migrations/mysql");

@@ -23,6 +23,8 @@
 //   connection of the calling coroutine's io_context. A connection never goes back to the pool
 //   holding the issue lock (NamedLockGuard).
 // - Infrastructure failures throw domain::DependencyUnavailable (from the pool or connection).
+//   InnoDB deadlocks and lock wait timeouts are retried (issue(), find(): retrying_conflicts,
+//   then DependencyUnavailable) or end the tick (admit() returns 0).
 //
 // Round trips (libmariadb has no pipeline: one per statement):
 // - issue(): 4 (take the issue turn; delete the user's dead token; INSERT … ON DUPLICATE KEY
@@ -92,6 +94,8 @@ public:
 private:
     boost::asio::awaitable<std::optional<app::IssuedTicket>> try_issue(domain::UserId user,
                                                                        std::string token);
+    boost::asio::awaitable<std::optional<domain::QueueTicket>> find_once(std::string token);
+    boost::asio::awaitable<std::int64_t> admit_tick();
     domain::QueueTicket waiting_ticket(std::string token, domain::UserId user,
                                        std::int64_t position) const;
 
