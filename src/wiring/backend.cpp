@@ -3,6 +3,15 @@
 #include "adapters/memory/catalog_cache.hpp"
 #include "adapters/memory/distributed_lock.hpp"
 #include "adapters/memory/waiting_queue.hpp"
+#include "adapters/mysql/mysql_advisory_lock.hpp"
+#include "adapters/mysql/mysql_catalog_store.hpp"
+#include "adapters/mysql/mysql_migrations.hpp"
+#include "adapters/mysql/mysql_outbox_store.hpp"
+#include "adapters/mysql/mysql_payment_store.hpp"
+#include "adapters/mysql/mysql_pool.hpp"
+#include "adapters/mysql/mysql_reservation_store.hpp"
+#include "adapters/mysql/mysql_waiting_queue.hpp"
+#include "adapters/mysql/mysql_wallet_store.hpp"
 #include "adapters/postgres/pg_advisory_lock.hpp"
 #include "adapters/postgres/pg_catalog_store.hpp"
 #include "adapters/postgres/pg_migrations.hpp"
@@ -29,7 +38,7 @@ namespace concertd::wiring {
 namespace {
 
 constexpr int kSqliteReaderThreads = 2;
-constexpr int kPgConnectionsPerThreadDefault = 4;
+constexpr int kConnectionsPerThreadDefault = 4;
 // A Redis lock outlives a stalled holder by at most this; the holder renews it while it works.
 constexpr std::chrono::milliseconds kRedisLockLease{5000};
 
@@ -70,14 +79,18 @@ private:
     memory::MemoryCatalogCache cache_;
 };
 
+// CONCERTD_DATABASE_POOL_SIZE is the connections in all, spread over the I/O threads.
+int connections_per_thread(const Config& config) {
+    return config.database_pool_size > 0
+               ? std::max(1, (config.database_pool_size + config.threads - 1) / config.threads)
+               : kConnectionsPerThreadDefault;
+}
+
 postgres::PgPoolOptions pool_options(const Config& config, app::AppStats& stats) {
     postgres::PgPoolOptions options;
     options.conninfo = config.database_url;
     options.round_trips = &stats.db_round_trips;
-    options.connections_per_thread =
-        config.database_pool_size > 0
-            ? std::max(1, (config.database_pool_size + config.threads - 1) / config.threads)
-            : kPgConnectionsPerThreadDefault;
+    options.connections_per_thread = connections_per_thread(config);
     return options;
 }
 
@@ -126,6 +139,57 @@ private:
     memory::NullCatalogCache cache_;
 };
 
+mysql::MysqlPoolOptions mysql_pool_options(const Config& config, app::AppStats& stats) {
+    mysql::MysqlPoolOptions options;
+    options.endpoint = mysql::detail::parse_mysql_url(config.database_url);
+    options.round_trips = &stats.db_round_trips;
+    options.connections_per_thread = connections_per_thread(config);
+    return options;
+}
+
+// As PostgresBackend, on MariaDB or MySQL 8 (docs/mysql.md).
+class MysqlBackend final : public Backend {
+public:
+    MysqlBackend(const Config& config, app::AppStats& stats)
+        : pool_((mysql::apply_migrations(mysql::detail::parse_mysql_url(config.database_url),
+                                         mysql::kMysqlMigrations),
+                 mysql_pool_options(config, stats))),
+          lock_pool_(mysql_pool_options(config, stats)),
+          catalog_(pool_),
+          reservations_(pool_, stats),
+          wallets_(pool_, stats),
+          payments_(pool_, stats),
+          outbox_(pool_),
+          ledger_(pool_),
+          queue_(pool_, config.queue),
+          lock_(lock_pool_) {
+        catalog = &catalog_;
+        dependencies.emplace_back("database", &catalog_);
+        reservations = &reservations_;
+        wallets = &wallets_;
+        payments = &payments_;
+        outbox = &outbox_;
+        ledger = &ledger_;
+        queue = &queue_;
+        lock = &lock_;
+        cache = &cache_;
+    }
+
+private:
+    mysql::MysqlPool pool_;
+    // Lock holders keep a session each (GET_LOCK) while their transaction runs on pool_.
+    mysql::MysqlPool lock_pool_;
+    mysql::MysqlCatalogStore catalog_;
+    mysql::MysqlReservationStore reservations_;
+    mysql::MysqlWalletStore wallets_;
+    mysql::MysqlPaymentStore payments_;
+    mysql::MysqlOutboxStore outbox_;
+    mysql::MysqlSalesLedgerStore ledger_;
+    mysql::MysqlWaitingQueue queue_;
+    mysql::MysqlAdvisoryLock lock_;
+    memory::NullCatalogCache cache_;
+};
+
 class RedisHealth final : public app::DependencyHealth {
 public:
     explicit RedisHealth(redis::RedisClient& client) : client_(client) {}
@@ -161,6 +225,8 @@ std::unique_ptr<Backend> open_backend(const Config& config, app::AppStats& stats
     std::unique_ptr<Backend> backend;
     if (config.database() == Config::Database::kPostgres) {
         backend = std::make_unique<PostgresBackend>(config, stats);
+    } else if (config.database() == Config::Database::kMysql) {
+        backend = std::make_unique<MysqlBackend>(config, stats);
     } else {
         backend = std::make_unique<EmbeddedBackend>(config, stats, clock);
     }

@@ -1,5 +1,6 @@
 #include "wiring/config.hpp"
 
+#include "adapters/mysql/detail/mysql_connection.hpp"
 #include "adapters/redis/redis_client.hpp"
 
 #include <charconv>
@@ -74,7 +75,9 @@ void parse_listen(Config& config, const std::string& text) {
 }  // namespace
 
 Config::Database Config::database() const {
-    return database_url.starts_with("sqlite:") ? Database::kSqlite : Database::kPostgres;
+    if (database_url.starts_with("sqlite:")) return Database::kSqlite;
+    if (database_url.starts_with("mysql://")) return Database::kMysql;
+    return Database::kPostgres;
 }
 
 std::string Config::sqlite_path() const {
@@ -97,13 +100,23 @@ Config parse_config(const std::map<std::string, std::string>& values) {
         bool sqlite = config.database_url.starts_with("sqlite:") && !config.sqlite_path().empty();
         bool postgres = config.database_url.starts_with("postgresql://") ||
                         config.database_url.starts_with("postgres://");
-        if (!sqlite && !postgres) {
+        bool mysql = false;
+        if (config.database_url.starts_with("mysql://")) {
+            try {
+                mysql::detail::parse_mysql_url(config.database_url);
+                mysql = true;
+            } catch (const std::invalid_argument& error) {
+                throw ConfigError("CONCERTD_DATABASE_URL must be mysql://user:password@host:port/db"
+                                  " (" + std::string(error.what()) + "), got '" + *v + "'");
+            }
+        }
+        if (!sqlite && !postgres && !mysql) {
             throw ConfigError(
-                "CONCERTD_DATABASE_URL must be sqlite:PATH or postgresql://... (mysql:// is not "
-                "built into this version), got '" + *v + "'");
+                "CONCERTD_DATABASE_URL must be sqlite:PATH, postgresql://... or mysql://..., got '" +
+                *v + "'");
         }
         // Demo data is the embedded mode's default only.
-        if (postgres) config.demo_data = false;
+        if (postgres || mysql) config.demo_data = false;
     }
     if (auto v = get("CONCERTD_DATABASE_POOL_SIZE")) {
         config.database_pool_size = static_cast<int>(parse_integer("CONCERTD_DATABASE_POOL_SIZE", *v, 1, 1000));

@@ -26,9 +26,9 @@ struct Config {
     app::StrategyChoice strategies;
     int threads = 2;
 
-    int database_pool_size = 0;  // PostgreSQL connections in all; 0: 4 per I/O thread
+    int database_pool_size = 0;  // PostgreSQL or MariaDB connections in all; 0: 4 per I/O thread
 
-    enum class Database { kSqlite, kPostgres };
+    enum class Database { kSqlite, kPostgres, kMysql };
     Database database() const;
     std::string sqlite_path() const;  // the file of a sqlite: URL
 };
