@@ -3,7 +3,8 @@
 
 Seat hold (pessimistic, optimistic, distributed, atomic), point charge and payment
 (pessimistic, optimistic, distributed) under low contention and high contention, on PostgreSQL +
-Redis (`distributed` = the Redis lock) and on PostgreSQL alone (`distributed` = advisory locks).
+Redis (`distributed` = the Redis lock), on PostgreSQL alone (`distributed` = advisory locks) and
+on MariaDB alone (`distributed` = GET_LOCK, table queue).
 docs/concurrency.md explains the strategies and reads the table.
 
 Workloads (wrk with Lua, closed model: each connection sends its next request when the last is
@@ -27,7 +28,7 @@ database: exactly 50 live holds on the hot schedule, holds = 201 answers, balanc
 successful charges, at most one payment per reservation and per user in the storm, balances
 = charges - payments.
 
-    python3 bench/strategies.py [--quick] [--binary build/release/concertd] [--backends pg-redis,pg]
+    python3 bench/strategies.py [--quick] [--binary build/release/concertd] [--backends pg-redis,pg,mariadb]
                                 [--strategies optimistic,atomic] [--json rows.json]
 
 `run(binary, workdir, quick)` returns (rows, markdown) for bench/run.py.
@@ -46,7 +47,8 @@ STRATEGIES = {
     "charge": ("pessimistic", "optimistic", "distributed"),
     "payment": ("pessimistic", "optimistic", "distributed"),
 }
-BACKENDS = {"pg-redis": "PostgreSQL + Redis", "pg": "PostgreSQL alone (advisory locks, table queue)"}
+BACKENDS = {"pg-redis": "PostgreSQL + Redis", "pg": "PostgreSQL alone (advisory locks, table queue)",
+            "mariadb": "MariaDB 10.11 alone (GET_LOCK, table queue)"}
 
 # User ids by role, disjoint.
 HOLD_USERS = 1               # 1..10,000: holds (low and high)
@@ -68,7 +70,7 @@ class Settings:
         self.pay_low = 1_000 if quick else 8_000
         self.pay_high_users = 100 if quick else 800
         self.pay_high_copies = 20
-        self.backends = ("pg-redis",) if quick else ("pg-redis", "pg")
+        self.backends = ("pg-redis",) if quick else ("pg-redis", "pg", "mariadb")
         self.safety_seconds = 30 if quick else 120  # wrk -d for fixed-work runs (they stop early)
 
 
@@ -87,9 +89,18 @@ def psql(url, sql):
     return out
 
 
+def mariadb(url, sql):
+    """`sql` through the mariadb client on mysql://user:password@host:port/db."""
+    found = re.match(r"mysql://([^:@]+):([^@]*)@([^:/]+):(\d+)/(.*)", url)
+    user, password, host, port, database = found.groups()
+    return subprocess.run(["mariadb", "--no-defaults", "-h", host, "-P", port, "-u", user, f"-p{password}",
+                           "-N", "-B", database, "-e", sql], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def pg_int(url, sql):
-    out = psql(url, sql)
-    return int(out) if out else 0
+    """An integer from `sql` on the database at `url` (PostgreSQL or MariaDB)."""
+    out = mariadb(url, sql) if url.startswith("mysql://") else psql(url, sql)
+    return int(out) if out and out != "NULL" else 0
 
 
 class Server:
@@ -358,10 +369,20 @@ SUCCESS_STATUS = {"hold": 201, "charge": 200, "payment": 201}
 
 
 class Backend:
-    def __init__(self, key, pg_base, redis_port):
+    def __init__(self, key, pg_base, redis_port, mariadb_base=None):
         self.key = key
-        self.pg_base = pg_base        # postgresql://postgres@127.0.0.1:PORT
-        self.redis_port = redis_port  # None: PostgreSQL alone
+        self.pg_base = pg_base            # postgresql://postgres@127.0.0.1:PORT
+        self.redis_port = redis_port      # None: the database alone
+        self.mariadb_base = mariadb_base  # mysql://concertd:concertd@127.0.0.1:PORT: MariaDB's
+
+    def fresh_database(self, name):
+        """An empty database `name`; its URL."""
+        if self.mariadb_base:
+            mariadb(f"{self.mariadb_base}/mysql", f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}")
+            return f"{self.mariadb_base}/{name}"
+        psql(f"{self.pg_base}/postgres", f"DROP DATABASE IF EXISTS {name}")
+        psql(f"{self.pg_base}/postgres", f"CREATE DATABASE {name}")
+        return f"{self.pg_base}/{name}"
 
     def redis_commands(self):
         if self.redis_port is None:
@@ -411,10 +432,7 @@ def measure(server, backend, settings, workdir, operation, contention, strategy,
 
 def run_strategy(binary, workdir, settings, backend, strategy):
     """One concertd (all three operations on `strategy`), fresh database; returns rows."""
-    database = f"bench_{backend.key.replace('-', '_')}_{strategy}"
-    psql(f"{backend.pg_base}/postgres", f"DROP DATABASE IF EXISTS {database}")
-    psql(f"{backend.pg_base}/postgres", f"CREATE DATABASE {database}")
-    db = f"{backend.pg_base}/{database}"
+    db = backend.fresh_database(f"bench_{backend.key.replace('-', '_')}_{strategy}")
     env = {"CONCERTD_DATABASE_URL": db, "CONCERTD_LOCK_SEAT": strategy}
     if strategy != "atomic":
         env.update(CONCERTD_LOCK_POINTS=strategy, CONCERTD_LOCK_PAYMENT=strategy)
@@ -613,21 +631,30 @@ def run(binary: str, workdir: pathlib.Path, quick: bool, backends=None, strategi
     pg_base = pg_url.rsplit("/", 1)[0]
     redis_dir = workdir / "redis"
     redis_port = None
+    mariadb_dir = workdir / "mariadb"
+    mariadb_base = None
     rows = []
     started = time.time()
     try:
+        if "mariadb" in settings.backends:
+            mariadb_url = subprocess.run([str(ROOT / "scripts/mariadb-start.sh"), str(mariadb_dir)],
+                                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            mariadb_base = mariadb_url.rsplit("/", 1)[0]
         if "pg-redis" in settings.backends:
             redis_url = subprocess.run([str(ROOT / "scripts/redis-start.sh"), str(redis_dir)], capture_output=True,
                                        text=True, check=True).stdout.strip()
             redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
         for key in settings.backends:
             print(f"strategies on {BACKENDS[key]}:", flush=True)
-            backend = Backend(key, pg_base, redis_port if key == "pg-redis" else None)
+            backend = Backend(key, pg_base, redis_port if key == "pg-redis" else None,
+                              mariadb_base if key == "mariadb" else None)
             for strategy in strategies or STRATEGIES["hold"]:
                 rows += run_strategy(binary, workdir, settings, backend, strategy)
     finally:
         if redis_port is not None:
             subprocess.run([str(ROOT / "scripts/redis-stop.sh"), str(redis_dir)], capture_output=True)
+        if mariadb_base is not None:
+            subprocess.run([str(ROOT / "scripts/mariadb-stop.sh"), str(mariadb_dir)], capture_output=True)
         subprocess.run([str(ROOT / "scripts/pg-stop.sh"), str(cluster)], capture_output=True)
     order = {(op, c, st): i for i, (op, c, st) in enumerate(
         (op, c, st) for op in STRATEGIES for c in ("low", "high") for st in STRATEGIES[op])}
@@ -640,7 +667,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", default=str(ROOT / "build/release/concertd"))
     parser.add_argument("--quick", action="store_true", help="short runs, PostgreSQL + Redis only (≤ 40 s)")
-    parser.add_argument("--backends", help="comma-separated: pg-redis,pg")
+    parser.add_argument("--backends", help="comma-separated: pg-redis,pg,mariadb")
     parser.add_argument("--strategies", help="comma-separated subset, e.g. optimistic,atomic")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()

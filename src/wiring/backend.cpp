@@ -38,7 +38,11 @@ namespace concertd::wiring {
 namespace {
 
 constexpr int kSqliteReaderThreads = 2;
-constexpr int kConnectionsPerThreadDefault = 4;
+constexpr int kPgConnectionsPerThreadDefault = 4;
+// MariaDB runs a statement per round trip (no pipeline), so a request keeps its connection for
+// more round trips than on PostgreSQL: with 4 per thread, 10,000 holds on one schedule waited
+// past the pool's acquire timeout (bench/strategies.py, docs/mysql.md "Connections").
+constexpr int kMysqlConnectionsPerThreadDefault = 8;
 // A Redis lock outlives a stalled holder by at most this; the holder renews it while it works.
 constexpr std::chrono::milliseconds kRedisLockLease{5000};
 
@@ -80,17 +84,17 @@ private:
 };
 
 // CONCERTD_DATABASE_POOL_SIZE is the connections in all, spread over the I/O threads.
-int connections_per_thread(const Config& config) {
+int connections_per_thread(const Config& config, int per_thread_default) {
     return config.database_pool_size > 0
                ? std::max(1, (config.database_pool_size + config.threads - 1) / config.threads)
-               : kConnectionsPerThreadDefault;
+               : per_thread_default;
 }
 
 postgres::PgPoolOptions pool_options(const Config& config, app::AppStats& stats) {
     postgres::PgPoolOptions options;
     options.conninfo = config.database_url;
     options.round_trips = &stats.db_round_trips;
-    options.connections_per_thread = connections_per_thread(config);
+    options.connections_per_thread = connections_per_thread(config, kPgConnectionsPerThreadDefault);
     return options;
 }
 
@@ -143,7 +147,7 @@ mysql::MysqlPoolOptions mysql_pool_options(const Config& config, app::AppStats& 
     mysql::MysqlPoolOptions options;
     options.endpoint = mysql::detail::parse_mysql_url(config.database_url);
     options.round_trips = &stats.db_round_trips;
-    options.connections_per_thread = connections_per_thread(config);
+    options.connections_per_thread = connections_per_thread(config, kMysqlConnectionsPerThreadDefault);
     return options;
 }
 

@@ -26,7 +26,7 @@ struct Config {
     app::StrategyChoice strategies;
     int threads = 2;
 
-    int database_pool_size = 0;  // PostgreSQL or MariaDB connections in all; 0: 4 per I/O thread
+    int database_pool_size = 0;  // database connections in all; 0: the back end's default per I/O thread
 
     enum class Database { kSqlite, kPostgres, kMysql };
     Database database() const;
