@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "adapters/jittered_pause.hpp"
+#include "adapters/conflict_retry.hpp"
 #include "adapters/mysql/detail/mysql_connection.hpp"
 #include "adapters/mysql/mysql_pool.hpp"
 #include "domain/outcome.hpp"
@@ -62,37 +62,15 @@ inline Refusal stale_fence_refusal() {
     return {Rejection::kRateLimited, "the lock's lease ran out before the write; retry"};
 }
 
-inline constexpr int kConflictAttemptsMax = 3;
+using adapters::jitter_pause;
+using adapters::kConflictAttemptsMax;
+using adapters::kOptimisticAttemptsMax;
 
-// Optimistic tries before a store takes the row lock once.
-inline constexpr int kOptimisticAttemptsMax = 4;
-
-// Sleeps a random 0..(2^attempt × 500 µs), so racing writers spread out.
-inline boost::asio::awaitable<void> jitter_pause(int attempt) {
-    return adapters::jittered_pause(attempt, std::chrono::microseconds(500));
-}
-
-// Runs `transaction()` (returning an awaitable) again after an InnoDB deadlock (1213) or lock
-// wait timeout (1205), up to kConflictAttemptsMax times; nothing of it was committed (the
-// connection rolled it back), so a retry is safe. Other errors pass through.
+// Runs `transaction()` again after an InnoDB deadlock (1213) or lock wait timeout (1205), up to
+// kConflictAttemptsMax times (adapters/conflict_retry.hpp); the connection rolled it back first.
 template <class Transaction>
 auto retrying_conflicts(Transaction transaction) -> decltype(transaction()) {
-    for (int attempt = 1;; ++attempt) {
-        bool conflicted = false;
-        try {
-            co_return co_await transaction();
-        } catch (const MysqlError& error) {
-            if (!error.is_retryable()) throw;
-            if (attempt >= kConflictAttemptsMax) {
-                // Still colliding after every try: the database is overloaded, not the request
-                // wrong; nothing was committed.
-                throw domain::DependencyUnavailable(std::string(error.what()) +
-                                                    " (after retries)");
-            }
-            conflicted = true;
-        }
-        if (conflicted) co_await jitter_pause(attempt);
-    }
+    return adapters::retrying_conflicts<MysqlError>(std::move(transaction));
 }
 
 }  // namespace concertd::mysql

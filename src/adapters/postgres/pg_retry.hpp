@@ -1,47 +1,19 @@
-// Retries for the PostgreSQL stores: a short random pause between attempts, and a frame that
-// runs a transaction again when the server aborted it for a deadlock or a serialization
-// failure (nothing of it was committed, so a retry is safe).
+// Retries for the PostgreSQL stores (adapters/conflict_retry.hpp): a transaction runs again
+// after a deadlock (40P01) or a serialization failure (40001).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-#include <string>
-
-#include "adapters/jittered_pause.hpp"
+#include "adapters/conflict_retry.hpp"
 #include "adapters/postgres/detail/pg_connection.hpp"
-#include "domain/outcome.hpp"
 
 namespace concertd::postgres {
 
-inline constexpr int kConflictAttemptsMax = 3;
+using adapters::jitter_pause;
+using adapters::kConflictAttemptsMax;
+using adapters::kOptimisticAttemptsMax;
 
-// Optimistic tries before a store takes the row lock once.
-inline constexpr int kOptimisticAttemptsMax = 4;
-
-// Sleeps a random 0..(2^attempt × 500 µs), so racing writers spread out.
-inline boost::asio::awaitable<void> jitter_pause(int attempt) {
-    return adapters::jittered_pause(attempt, std::chrono::microseconds(500));
-}
-
-// Runs `transaction()` (returning an awaitable) again after a deadlock or serialization failure,
-// up to kConflictAttemptsMax times; other errors pass through.
 template <class Transaction>
 auto retrying_conflicts(Transaction transaction) -> decltype(transaction()) {
-    for (int attempt = 1;; ++attempt) {
-        bool conflicted = false;
-        try {
-            co_return co_await transaction();
-        } catch (const detail::PgError& error) {
-            if (!error.is_retryable()) throw;
-            if (attempt >= kConflictAttemptsMax) {
-                // Still colliding after every try: the database is overloaded, not the request
-                // wrong; nothing was committed.
-                throw domain::DependencyUnavailable(std::string(error.what()) +
-                                                    " (after retries)");
-            }
-            conflicted = true;
-        }
-        if (conflicted) co_await jitter_pause(attempt);
-    }
+    return adapters::retrying_conflicts<detail::PgError>(std::move(transaction));
 }
 
 }  // namespace concertd::postgres
