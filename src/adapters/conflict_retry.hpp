@@ -4,7 +4,9 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <optional>
 #include <string>
+#include <type_traits>
 
 #include "adapters/jittered_pause.hpp"
 #include "domain/outcome.hpp"
@@ -21,25 +23,36 @@ inline boost::asio::awaitable<void> jitter_pause(int attempt) {
     return jittered_pause(attempt, std::chrono::microseconds(500));
 }
 
+template <class T>
+struct IsResult : std::false_type {};
+template <class T>
+struct IsResult<domain::Result<T>> : std::true_type {};
+
 // Runs `transaction()` (returning an awaitable) again while it throws an `Error` whose
-// is_retryable() is true, up to kConflictAttemptsMax times; other errors pass through.
+// is_retryable() is true, up to kConflictAttemptsMax times; other errors pass through. Still
+// colliding after every try, nothing committed: a use case's Result is refused kRateLimited
+// (429 with Retry-After: the rows are contended, the database is up); anything else (a
+// background job) throws DependencyUnavailable.
 template <class Error, class Transaction>
 auto retrying_conflicts(Transaction transaction) -> decltype(transaction()) {
+    using Value = typename decltype(transaction())::value_type;
     for (int attempt = 1;; ++attempt) {
-        bool conflicted = false;
+        std::optional<std::string> conflict;
         try {
             co_return co_await transaction();
         } catch (const Error& error) {
             if (!error.is_retryable()) throw;
-            if (attempt >= kConflictAttemptsMax) {
-                // Still colliding after every try: the database is overloaded, not the request
-                // wrong; nothing was committed.
-                throw domain::DependencyUnavailable(std::string(error.what()) +
-                                                    " (after retries)");
-            }
-            conflicted = true;
+            conflict = error.what();
         }
-        if (conflicted) co_await jitter_pause(attempt);
+        if (attempt >= kConflictAttemptsMax) {
+            if constexpr (IsResult<Value>::value) {
+                co_return domain::Refusal{domain::Rejection::kRateLimited,
+                                          "too much contention on these rows; retry"};
+            } else {
+                throw domain::DependencyUnavailable(*conflict + " (after retries)");
+            }
+        }
+        co_await jitter_pause(attempt);
     }
 }
 
