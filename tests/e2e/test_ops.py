@@ -145,6 +145,8 @@ BAD_SETTINGS = [
     ("CONCERTD_THREADS", "two"),
     ("CONCERTD_DEMO_DATA", "perhaps"),
     ("CONCERTD_DATABASE_URL", "oracle://db/concert"),
+    ("CONCERTD_DATABASE_URL", "mysql://127.0.0.1:3306/concert"),  # no user
+    ("CONCERTD_DATABASE_URL", "mysql://u:p@127.0.0.1:99999/concert"),
     ("CONCERTD_LISTEN", "127.0.0.1:notaport"),
     ("CONCERTD_REDIS_URL", "http://127.0.0.1:6379"),
 ]
