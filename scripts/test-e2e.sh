@@ -7,7 +7,7 @@
 # postgres+redis (the same, and every concertd also gets a throwaway redis-server of its own,
 # scripts/redis-start.sh; processes on one database share one) or mariadb (a throwaway MariaDB
 # 10.11, scripts/mariadb-start.sh, and a fresh database per concertd). scripts/test-e2e-all.sh
-# runs them all (mariadb only with CONCERTD_E2E_MARIADB_ALL=1, until the adapter is done).
+# runs them all, one after the other.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${1:-$root/build/release/concertd}"

@@ -12,11 +12,10 @@ no generic plan to catch, unlike PostgreSQL). An access of type ALL (a full tabl
 `index` (a full index scan) on a large table fails the test, unless the query says it is one
 that reads a bounded number of rows in index order (`bounded`: ORDER BY the key ... LIMIT n).
 
-The SQL is what the adapter (src/adapters/mysql/) is expected to send: the queries of
-src/adapters/postgres/ put in MySQL's words (no RETURNING on UPDATE, no `= ANY(array)`, no
-`FOR UPDATE OF`, no LIMIT in an IN subquery). test_query_table_matches_the_sources checks each
-piece is in the named source file verbatim, as test_pg_explain.py does; until the adapter has
-the file, that test fails and says which.
+The SQL is what the adapter (src/adapters/mysql/) sends: test_query_table_matches_the_sources
+checks each piece of it (between the adapter's macros, MACROS, and run-time lists, IDS) is in the
+named source file verbatim, and each macro in the file that defines it, as test_pg_explain.py
+does; a statement changed in the sources fails it until the table here follows.
 
 CONCERTD_E2E_MYSQL_SCHEMA=files applies migrations/mysql/*.sql directly instead of through a
 concertd (to check the schema alone, before the adapter runs).
@@ -37,7 +36,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 SOURCES = REPO / "src" / "adapters" / "mysql"
 
 # EXPLAIN names a table by its alias in the query.
-ALIASES = {"r": "reservations", "s": "seats", "sc": "schedules", "k": "idempotency_keys", "p": "payments"}
+ALIASES = {"r": "reservations", "s": "seats", "sc": "schedules", "k": "idempotency_keys", "p": "payments",
+           "w": "wallets", "t": "queue_tokens", "q": "queue_tokens"}
 LARGE = {"schedules", "seats", "reservations", "wallets", "wallet_entries", "payments", "idempotency_keys",
          "outbox", "queue_tokens", "processed_events", "sales_ledger"}
 
@@ -47,16 +47,46 @@ RES_COLS = "r.id, r.user_id, r.schedule_id, sc.concert_id, r.seat_no, r.price, r
 SEAT_COLS = ("SELECT s.id, (SELECT concert_id FROM schedules WHERE id = s.schedule_id),"
              " (SELECT starts_at FROM schedules WHERE id = s.schedule_id), s.price, s.status,"
              f" s.hold_expires_at, s.version, {NOW_MS}")
+# The payment store's: CONCERTD_MY_PAY_RESERVATION_COLUMNS (the schedule's concert from a
+# subquery, so FOR UPDATE does not lock the schedule row), CONCERTD_MY_PAY_KEY_COLUMNS, and the
+# statements built of them, CONCERTD_MY_PAY_RESERVATION, CONCERTD_MY_PAY_WALLET_AND_KEY and
+# CONCERTD_MY_PAY_CONFIRM (each also sent with a suffix: FOR UPDATE, or a version check).
+PAY_RES_COLS = ("r.id, r.user_id, r.schedule_id,"
+                " (SELECT sc.concert_id FROM schedules sc WHERE sc.id = r.schedule_id),"
+                " r.seat_no, r.price, r.status, r.expires_at")
+PAY_KEY_COLS = "k.user_id, k.reservation_id, p.id, p.amount, p.paid_at"
+PAY_RESERVATION = f"SELECT {PAY_RES_COLS}, r.version, {NOW_MS} FROM reservations r WHERE r.id = ?"
+PAY_WALLET_AND_KEY = (f"SELECT w.balance, w.version, {NOW_MS}, {PAY_KEY_COLS}"
+                      " FROM wallets w LEFT JOIN idempotency_keys k ON k.idem_key = ?"
+                      " LEFT JOIN payments p ON p.id = k.payment_id WHERE w.user_id = ?")
+PAY_CONFIRM = ("UPDATE reservations r JOIN seats s ON s.id = r.seat_id"
+               " JOIN wallets w ON w.user_id = r.user_id"
+               " SET r.status = 'CONFIRMED', r.resolved_at = ?, r.version = r.version + 1,"
+               " s.status = 'SOLD', s.hold_expires_at = NULL, s.version = s.version + 1,"
+               " w.balance = ?, w.version = w.version + 1 WHERE r.id = ?")
+# The queue's TOKEN_STATE_COLUMNS: status, live, position (over t, the token, and c.now; two ?s,
+# the waiting TTL). The queue spells the clock NOW_MS (its alias of CONCERTD_MY_NOW_MS).
+TOKEN_STATE = (" t.status,"
+               " IF(t.status = 'WAITING', t.last_poll_at > c.now - ?, t.expires_at > c.now),"
+               " IF(t.status = 'WAITING', 1 + (SELECT COUNT(*) FROM queue_tokens q"
+               "  WHERE q.status = 'WAITING' AND q.seq < t.seq AND q.last_poll_at > c.now - ?), 0)")
 # The adapter's SQL macros: (text, the file that defines it): CONCERTD_MY_NOW_MS and
-# CONCERTD_MY_RESERVATION_COLUMNS, CONCERTD_MY_SEAT_COLUMNS.
-MACROS = [(NOW_MS, "mysql_rows.hpp"), (RES_COLS, "mysql_rows.hpp"), (SEAT_COLS, "mysql_reservation_store.cpp")]
-# Where a statement has an id list spliced in as text (a batch), in place of `?`s.
+# CONCERTD_MY_RESERVATION_COLUMNS, CONCERTD_MY_SEAT_COLUMNS, the payment store's and the queue's.
+# test_query_table_matches_the_sources cuts them out of a query and checks each macro's own text
+# (less the macros inside it) in the file that defines it.
+MACROS = [(NOW_MS, "mysql_rows.hpp"), (RES_COLS, "mysql_rows.hpp"), (SEAT_COLS, "mysql_reservation_store.cpp"),
+          (PAY_RES_COLS, "mysql_payment_store.cpp"), (PAY_KEY_COLS, "mysql_payment_store.cpp"),
+          (PAY_RESERVATION, "mysql_payment_store.cpp"), (PAY_WALLET_AND_KEY, "mysql_payment_store.cpp"),
+          (PAY_CONFIRM, "mysql_payment_store.cpp"), (TOKEN_STATE, "mysql_waiting_queue.cpp")]
+# Where a statement has a list built at run time (a batch of ids spliced in as text, or the
+# outbox's padded run of `, ?`s): its argument is the whole list, and the verbatim check skips it.
 IDS = "{ids}"
 
 # (name, source file under src/adapters/mysql/, SQL with ? placeholders, arguments as SQL
 # literals (for IDS: the list), bounded). `bounded`: a full index scan is fine, the query stops
-# after LIMIT rows. The catalog and reservation queries are the adapter's; the others are what it
-# is expected to send (the PostgreSQL queries in MySQL's words) until it has them.
+# after LIMIT rows. Every statement the stores send that reads rows is here; the plain INSERT …
+# VALUES (one row by its keys; MariaDB's EXPLAIN shows them as type ALL) and the lock calls
+# (SELECT GET_LOCK / RELEASE_ALL_LOCKS, no table) are not.
 QUERIES = [
     # --- seat map and catalog
     ("seat map by schedule", "mysql_catalog_store.cpp",
@@ -112,79 +142,134 @@ QUERIES = [
      "UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL,"
      f" version = version + 1 WHERE id IN ({IDS}) AND status = 'HELD' AND hold_expires_at <= {NOW_MS}",
      ["1100, 1101, 1102"], False),
-    # --- wallet
-    ("wallet by user", "mysql_wallet_store.cpp",
+    # --- wallet (mysql_wallet.hpp: the statements the wallet and payment stores share)
+    ("wallet by user (optimistic read, balance)", "mysql_wallet.hpp",
+     f"SELECT balance, version, {NOW_MS} FROM wallets WHERE user_id = ?",
+     ["4242"], False),
+    ("wallet by user, locked", "mysql_wallet.hpp",
      f"SELECT balance, version, {NOW_MS} FROM wallets WHERE user_id = ? FOR UPDATE",
      ["4242"], False),
-    ("wallet lock fence (distributed charge, payment)", "mysql_wallet_store.cpp",
+    ("wallet lock fence (distributed charge, payment)", "mysql_wallet.hpp",
      "UPDATE wallets SET lock_fence = ? WHERE user_id = ? AND lock_fence < ?",
      ["99", "4242", "99"], False),
-    ("wallet conditional update", "mysql_wallet_store.cpp",
+    ("wallet write (locked charge)", "mysql_wallet.hpp",
+     "UPDATE wallets SET balance = ?, version = version + 1 WHERE user_id = ?",
+     ["1000", "4242"], False),
+    ("wallet conditional update (optimistic charge)", "mysql_wallet.hpp",
      "UPDATE wallets SET balance = ?, version = version + 1 WHERE user_id = ? AND version = ?",
      ["1000", "4242", "3"], False),
     ("wallet history newest first", "mysql_wallet_store.cpp",
      "SELECT type, amount, balance_after, at FROM wallet_entries WHERE user_id = ? ORDER BY id DESC LIMIT ?",
      ["4242", "20"], False),
-    # --- payments (the reservation locked alone, as the seat above)
+    # --- payments (reservation 52,000 is HELD, its user 2,001 has a wallet). The reservation is
+    # locked alone, the schedule read in a subquery (as the seat above).
+    ("reservation to pay (optimistic read)", "mysql_payment_store.cpp",
+     PAY_RESERVATION, ["52000"], False),
     ("reservation to pay, locked", "mysql_payment_store.cpp",
-     f"SELECT r.id, r.user_id, r.schedule_id, r.seat_no, r.price, r.status, r.expires_at, r.version, {NOW_MS}"
-     " FROM reservations r WHERE r.id = ? FOR UPDATE",
-     ["52000"], False),
-    ("idempotency key lookup", "mysql_payment_store.cpp",
-     "SELECT k.user_id, k.reservation_id, p.id, p.amount, p.paid_at"
-     " FROM idempotency_keys k JOIN payments p ON p.id = k.payment_id WHERE k.idem_key = ?",
+     f"{PAY_RESERVATION} FOR UPDATE", ["52000"], False),
+    ("wallet with the idempotency key's answer (payment, known key)", "mysql_payment_store.cpp",
+     PAY_WALLET_AND_KEY, ["'key-4242'", "2001"], False),
+    ("wallet with the idempotency key's answer, locked (unknown key)", "mysql_payment_store.cpp",
+     f"{PAY_WALLET_AND_KEY} FOR UPDATE", ["'key-new-52000'", "2001"], False),
+    ("idempotency key with its payment and reservation (replay)", "mysql_payment_store.cpp",
+     f"SELECT {PAY_KEY_COLS}, {PAY_RES_COLS}"
+     " FROM idempotency_keys k JOIN payments p ON p.id = k.payment_id"
+     " JOIN reservations r ON r.id = p.reservation_id WHERE k.idem_key = ?",
      ["'key-4242'"], False),
-    ("seat sold by a payment", "mysql_payment_store.cpp",
-     "UPDATE seats SET status = 'SOLD', hold_expires_at = NULL, version = version + 1"
-     " WHERE schedule_id = ? AND seat_no = ?",
-     ["1100", "7"], False),
+    ("reservation confirmed, seat sold, wallet written (locked payment)", "mysql_payment_store.cpp",
+     PAY_CONFIRM, [NOW_MS, "999000", "52000"], False),
+    ("the same if unchanged (optimistic payment)", "mysql_payment_store.cpp",
+     f"{PAY_CONFIRM} AND r.version = ? AND r.status = 'HELD' AND w.version = ?",
+     [NOW_MS, "999000", "52000", "0", "0"], False),
     ("idempotency key purge", "mysql_payment_store.cpp",
      "DELETE FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?",
      [f"{NOW_MS} - 7 * 86400000", "500"], False),
     # --- outbox
+    ("relay turn, only when there is something to send", "mysql_outbox_store.cpp",
+     "SELECT IF(EXISTS(SELECT 1 FROM outbox WHERE published_at IS NULL), GET_LOCK(?, 0), NULL)",
+     ["'concertd.explain:relay'"], False),
     ("unpublished outbox rows in order", "mysql_outbox_store.cpp",
      "SELECT id, event_id, type, aggregate_id, payload, occurred_at FROM outbox"
      " WHERE published_at IS NULL ORDER BY id LIMIT ?",
-     ["100"], False),
+     ["500"], False),
     ("unpublished outbox count", "mysql_outbox_store.cpp",
-     "SELECT count(*) FROM outbox WHERE published_at IS NULL", [], False),
-    ("outbox rows marked published", "mysql_outbox_store.cpp",
-     "UPDATE outbox SET published_at = ? WHERE id IN (?, ?, ?)",
-     ["1", "99500", "99501", "99502"], False),
+     "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL", [], False),
+    # The relay's batch of 500, padded to 512 ?s (the list is built at run time).
+    ("outbox rows marked published (512 ids)", "mysql_outbox_store.cpp",
+     f"UPDATE outbox SET published_at = ? WHERE id IN (?{IDS})",
+     [NOW_MS, "99001", "".join(f", {99001 + min(i, 499)}" for i in range(1, 512))], False),
     ("published outbox purge", "mysql_outbox_store.cpp",
-     "DELETE FROM outbox WHERE published_at < ? ORDER BY published_at LIMIT ?",
+     "DELETE FROM outbox WHERE published_at < ? ORDER BY published_at, id LIMIT ?",
      [f"{NOW_MS} - 86400000", "500"], False),
-    ("sales ledger consumer, once per event", "mysql_outbox_store.cpp",
-     "SELECT 1 FROM processed_events WHERE consumer = 'sales_ledger' AND event_id = ?",
-     ["'ev-4242'"], False),
-    # --- queue (the line: 5,000 WAITING behind 95,000 ACTIVE)
-    ("queue token of a user (issue)", "mysql_waiting_queue.cpp",
-     "SELECT token, status, seq, last_poll_at, expires_at FROM queue_tokens WHERE user_id = ? FOR UPDATE",
-     ["97500"], False),
+    # An event id the ledger has, so the plan shows the probe: a new id's is answered while
+    # planning (const on sales_ledger_event_id: "no matching row in const table").
+    ("sales ledger row unless recorded (consumer)", "mysql_outbox_store.cpp",
+     "INSERT INTO sales_ledger (event_id, payment_id, reservation_id, user_id, amount, recorded_at)"
+     " SELECT ?, ?, ?, ?, ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM sales_ledger WHERE event_id = ?)",
+     ["'ev-42'", "60001", "60001", "4242", "1000", NOW_MS, "'ev-42'"], False),
+    # --- queue (the line: 5,000 WAITING behind 95,000 ACTIVE; token 'tok-97500' is user 97,500's,
+    # halfway down the line). ttl: the waiting TTL in ms; cutoff: now - ttl.
+    ("dead token of a user deleted (issue)", "mysql_waiting_queue.cpp",
+     "DELETE FROM queue_tokens WHERE user_id = ? AND IF(status = 'WAITING',"
+     f" last_poll_at <= {NOW_MS} - ?, expires_at IS NULL OR expires_at <= {NOW_MS})",
+     ["97500", "60000"], False),
+    ("issued token with its state and position (issue)", "mysql_waiting_queue.cpp",
+     f"SELECT RELEASE_ALL_LOCKS(), t.token,{TOKEN_STATE}"
+     f" FROM (SELECT {NOW_MS} AS now) c LEFT JOIN queue_tokens t ON t.user_id = ?",
+     ["60000", "60000", "97500"], False),
+    ("token with its state and position (poll)", "mysql_waiting_queue.cpp",
+     f"SELECT t.user_id,{TOKEN_STATE}"
+     f" FROM (SELECT {NOW_MS} AS now) c JOIN queue_tokens t ON t.token = ?",
+     ["60000", "60000", "'tok-97500'"], False),
     ("waiting token polled", "mysql_waiting_queue.cpp",
      f"UPDATE queue_tokens SET last_poll_at = {NOW_MS}"
      f" WHERE token = ? AND status = 'WAITING' AND last_poll_at > {NOW_MS} - ?",
      ["'tok-97500'", "60000"], False),
-    ("queue position count (poll of a waiting token)", "mysql_waiting_queue.cpp",
-     "SELECT count(*) FROM queue_tokens WHERE status = 'WAITING' AND seq < ? AND last_poll_at > ?",
-     ["97500", f"{NOW_MS} - 60000"], False),
-    ("active token lookup", "mysql_waiting_queue.cpp",
-     f"SELECT user_id FROM queue_tokens WHERE token = ? AND status = 'ACTIVE' AND expires_at > {NOW_MS}",
-     ["'tok-4242'"], False),
-    ("active count (admission quota, stats)", "mysql_waiting_queue.cpp",
-     "SELECT count(*) FROM queue_tokens WHERE status = 'ACTIVE' AND expires_at > ?",
-     [NOW_MS], False),
-    ("expired active tokens (admission sweep)", "mysql_waiting_queue.cpp",
-     "DELETE FROM queue_tokens WHERE status = 'ACTIVE' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-     [NOW_MS, "1000"], False),
-    ("head of the line in order (admission)", "mysql_waiting_queue.cpp",
-     "SELECT token, seq, last_poll_at FROM queue_tokens WHERE status = 'WAITING' ORDER BY seq LIMIT ?",
-     ["1000"], False),
-    ("tokens admitted", "mysql_waiting_queue.cpp",
-     "UPDATE queue_tokens SET status = 'ACTIVE', expires_at = ? WHERE token IN (?, ?) AND status = 'WAITING'",
-     [f"{NOW_MS} + 600000", "'tok-95001'", "'tok-95002'"], False),
+    ("tokens of a user deleted (expire_user)", "mysql_waiting_queue.cpp",
+     "DELETE FROM queue_tokens WHERE user_id = ?", ["4242"], False),
+    ("line or due tokens? (admission peek)", "mysql_waiting_queue.cpp",
+     "SELECT EXISTS(SELECT 1 FROM queue_tokens WHERE status = 'WAITING'),"
+     f" EXISTS(SELECT 1 FROM queue_tokens WHERE status = 'ACTIVE' AND expires_at <= {NOW_MS})",
+     [], False),
     ("admission budget row", "mysql_waiting_queue.cpp",
-     "SELECT budget, refilled_at FROM queue_admission WHERE id = 1 FOR UPDATE", [], False),
+     f"SELECT budget, refilled_at, {NOW_MS} FROM queue_admission WHERE id = 1 FOR UPDATE NOWAIT",
+     [], False),
+    ("active and due counts, stale and live of the head (admission)", "mysql_waiting_queue.cpp",
+     "SELECT a.active, a.due, w.stale, w.live FROM"
+     " (SELECT COALESCE(SUM(expires_at > ?), 0) AS active, COALESCE(SUM(expires_at <= ?), 0) AS due"
+     "  FROM queue_tokens WHERE status = 'ACTIVE') a,"
+     " (SELECT COALESCE(SUM(h.last_poll_at <= ?), 0) AS stale,"
+     "  COALESCE(SUM(h.last_poll_at > ?), 0) AS live"
+     "  FROM (SELECT last_poll_at FROM queue_tokens WHERE status = 'WAITING'"
+     "   ORDER BY seq LIMIT ?) h) w",
+     [NOW_MS, NOW_MS, f"{NOW_MS} - 60000", f"{NOW_MS} - 60000", "1000"], False),
+    ("expired active tokens (admission sweep)", "mysql_waiting_queue.cpp",
+     "DELETE FROM queue_tokens WHERE status = 'ACTIVE' AND expires_at <= ? LIMIT ?",
+     [NOW_MS, "1000"], False),
+    ("stale tokens of the head (admission sweep)", "mysql_waiting_queue.cpp",
+     "DELETE t FROM queue_tokens t JOIN"
+     " (SELECT h.token FROM (SELECT token, last_poll_at FROM queue_tokens"
+     "   WHERE status = 'WAITING' ORDER BY seq LIMIT ?) h WHERE h.last_poll_at <= ?) d"
+     " ON t.token = d.token"
+     " WHERE t.status = 'WAITING' AND t.last_poll_at <= ?",
+     ["1000", f"{NOW_MS} - 60000", f"{NOW_MS} - 60000"], False),
+    ("head of the line admitted (admission)", "mysql_waiting_queue.cpp",
+     "UPDATE queue_tokens t JOIN"
+     " (SELECT h.token FROM (SELECT token, seq, last_poll_at FROM queue_tokens"
+     "   WHERE status = 'WAITING' ORDER BY seq LIMIT ?) h WHERE h.last_poll_at > ?"
+     "  ORDER BY h.seq LIMIT ?) a"
+     " ON t.token = a.token"
+     " SET t.status = 'ACTIVE', t.expires_at = ?"
+     " WHERE t.status = 'WAITING' AND t.last_poll_at > ?",
+     ["1000", f"{NOW_MS} - 60000", "100", f"{NOW_MS} + 600000", f"{NOW_MS} - 60000"], False),
+    ("admission budget charged", "mysql_waiting_queue.cpp",
+     "UPDATE queue_admission SET budget = ?, refilled_at = ? WHERE id = 1", ["'0'", NOW_MS], False),
+    ("live waiting and active counts (stats)", "mysql_waiting_queue.cpp",
+     "SELECT (SELECT COUNT(*) FROM queue_tokens"
+     "  WHERE status = 'WAITING' AND last_poll_at > c.now - ?),"
+     " (SELECT COUNT(*) FROM queue_tokens WHERE status = 'ACTIVE' AND expires_at > c.now)"
+     f" FROM (SELECT {NOW_MS} AS now) c",
+     ["60000"], False),
 ]
 
 
