@@ -13,6 +13,7 @@
 #include <functional>
 #include <unordered_map>
 
+#include "adapters/call_in_flight.hpp"
 #include "adapters/socket_wait.hpp"
 #include "domain/outcome.hpp"
 
@@ -280,27 +281,7 @@ struct MysqlConnection::Impl {
 
 namespace {
 
-// Marks the connection in use for one call; if the call ends any other way than finish() (an
-// unexpected exception, or the coroutine destroyed mid-call), the wire state is unknown: broken.
-class InFlight {
-public:
-    explicit InFlight(MysqlConnection::Impl& impl) : impl_(impl) {
-        assert(!impl_.in_flight && "a MysqlConnection serves one coroutine at a time");
-        impl_.in_flight = true;
-    }
-    ~InFlight() {
-        impl_.release_socket();
-        if (!finished_) impl_.broken = true;
-        impl_.in_flight = false;
-    }
-    InFlight(const InFlight&) = delete;
-    InFlight& operator=(const InFlight&) = delete;
-    void finish() { finished_ = true; }
-
-private:
-    MysqlConnection::Impl& impl_;
-    bool finished_ = false;
-};
+using InFlight = adapters::CallInFlight<MysqlConnection::Impl>;
 
 // A statement refusal after which the connection is still in a known state.
 struct Refused {

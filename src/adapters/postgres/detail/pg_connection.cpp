@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "adapters/call_in_flight.hpp"
 #include "adapters/socket_wait.hpp"
 #include "domain/outcome.hpp"
 
@@ -246,27 +247,7 @@ asio::awaitable<void> collect(PgConnection::Impl& impl, Batch& batch,
     }
 }
 
-// Marks the connection in use for one call; if the call ends any other way than finish() (an
-// exception, or the coroutine destroyed mid-call), the wire state is unknown: broken.
-class InFlight {
-public:
-    explicit InFlight(PgConnection::Impl& impl) : impl_(impl) {
-        assert(!impl_.in_flight && "a PgConnection serves one coroutine at a time");
-        impl_.in_flight = true;
-    }
-    ~InFlight() {
-        impl_.release_socket();
-        if (!finished_) impl_.broken = true;
-        impl_.in_flight = false;
-    }
-    InFlight(const InFlight&) = delete;
-    InFlight& operator=(const InFlight&) = delete;
-    void finish() { finished_ = true; }
-
-private:
-    PgConnection::Impl& impl_;
-    bool finished_ = false;
-};
+using InFlight = adapters::CallInFlight<PgConnection::Impl>;
 
 }  // namespace
 
