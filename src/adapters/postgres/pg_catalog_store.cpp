@@ -1,5 +1,6 @@
 #include "adapters/postgres/pg_catalog_store.hpp"
 
+#include "adapters/catalog_rows.hpp"
 #include "adapters/postgres/pg_rows.hpp"
 
 namespace concertd::postgres {
@@ -28,26 +29,7 @@ app::Task<std::optional<std::vector<ScheduleSummary>>> PgCatalogStore::list_sche
          {param(concert)}}};
     auto results = co_await conn->pipeline(all(reads), pool_.options().statement_timeout);
     if (results[0].rows() == 0) co_return std::nullopt;
-    const auto& rows = results[1];
-    std::vector<ScheduleSummary> schedules;
-    for (int row = 0; row < rows.rows(); ++row) {
-        ScheduleId id = rows.int64(row, 0);
-        if (schedules.empty() || schedules.back().id != id) {
-            ScheduleSummary summary;
-            summary.id = id;
-            summary.starts_at = from_millis(rows.int64(row, 1));
-            summary.total_seats = static_cast<std::int32_t>(rows.int64(row, 2));
-            schedules.push_back(std::move(summary));
-        }
-        if (rows.is_null(row, 3)) continue;
-        auto& summary = schedules.back();
-        if (rows.text(row, 3) == "SOLD") {
-            ++summary.sold_seats;
-        } else if (auto expiry = rows.optional_int64(row, 4)) {
-            summary.hold_expiries.push_back(from_millis(*expiry));
-        }
-    }
-    co_return schedules;
+    co_return adapters::read_schedule_summaries(results[1]);
 }
 
 app::Task<std::optional<SeatMap>> PgCatalogStore::seat_map(ScheduleId schedule) {
@@ -57,18 +39,7 @@ app::Task<std::optional<SeatMap>> PgCatalogStore::seat_map(ScheduleId schedule) 
         " WHERE schedule_id = $1 ORDER BY seat_no",
         {param(schedule)}, pool_.options().statement_timeout);
     if (result.rows() == 0) co_return std::nullopt;  // every schedule has at least one seat
-    SeatMap map;
-    map.schedule_id = schedule;
-    map.seats.reserve(static_cast<std::size_t>(result.rows()));
-    for (int row = 0; row < result.rows(); ++row) {
-        SeatState seat;
-        seat.seat_no = static_cast<SeatNo>(result.int64(row, 0));
-        seat.price_won = result.int64(row, 1);
-        seat.stored_status = parse_seat_status(result.text(row, 2)).value_or(SeatStatus::kSold);
-        if (auto expiry = result.optional_int64(row, 3)) seat.hold_expires_at = from_millis(*expiry);
-        map.seats.push_back(seat);
-    }
-    co_return map;
+    co_return adapters::read_seat_map(result, schedule);
 }
 
 app::Task<app::CreatedConcert> PgCatalogStore::create_concert(app::NewConcert concert,
