@@ -98,51 +98,6 @@ postgres::PgPoolOptions pool_options(const Config& config, app::AppStats& stats)
     return options;
 }
 
-// Several processes on one database form one service: the queue and the lock live in the
-// database, and no in-process cache serves what another process's write made stale.
-class PostgresBackend final : public Backend {
-public:
-    PostgresBackend(const Config& config, app::AppStats& stats)
-        : pool_((postgres::apply_migrations(config.database_url, postgres::kPostgresMigrations),
-                 pool_options(config, stats))),
-          lock_pool_(pool_options(config, stats)),
-          catalog_(pool_),
-          reservations_(pool_, stats),
-          wallets_(pool_, stats),
-          payments_(pool_, stats),
-          outbox_(pool_),
-          ledger_(pool_),
-          queue_(pool_, config.queue),
-          lock_(lock_pool_) {
-        catalog = &catalog_;
-        dependencies.emplace_back("database", &catalog_);
-        reservations = &reservations_;
-        wallets = &wallets_;
-        payments = &payments_;
-        outbox = &outbox_;
-        ledger = &ledger_;
-        queue = &queue_;
-        store_checks_queue_token = true;
-        lock = &lock_;
-        cache = &cache_;
-    }
-
-private:
-    postgres::PgPool pool_;
-    // Lock holders keep a session each while their transaction runs on pool_: on one pool they
-    // could take every connection the transactions need.
-    postgres::PgPool lock_pool_;
-    postgres::PgCatalogStore catalog_;
-    postgres::PgReservationStore reservations_;
-    postgres::PgWalletStore wallets_;
-    postgres::PgPaymentStore payments_;
-    postgres::PgOutboxStore outbox_;
-    postgres::PgSalesLedgerStore ledger_;
-    postgres::PgWaitingQueue queue_;
-    postgres::PgAdvisoryLock lock_;
-    memory::NullCatalogCache cache_;
-};
-
 mysql::MysqlPoolOptions mysql_pool_options(const Config& config, app::AppStats& stats) {
     mysql::MysqlPoolOptions options;
     options.endpoint = mysql::detail::parse_mysql_url(config.database_url);
@@ -151,14 +106,57 @@ mysql::MysqlPoolOptions mysql_pool_options(const Config& config, app::AppStats& 
     return options;
 }
 
-// As PostgresBackend, on MariaDB or MySQL 8 (docs/mysql.md).
-class MysqlBackend final : public Backend {
+// The adapters of one server database, by type.
+struct PostgresParts {
+    using Pool = postgres::PgPool;
+    using Catalog = postgres::PgCatalogStore;
+    using Reservations = postgres::PgReservationStore;
+    using Wallets = postgres::PgWalletStore;
+    using Payments = postgres::PgPaymentStore;
+    using Outbox = postgres::PgOutboxStore;
+    using Ledger = postgres::PgSalesLedgerStore;
+    using Queue = postgres::PgWaitingQueue;
+    using Lock = postgres::PgAdvisoryLock;
+    // The hold checks the queue token in its own first round trip (pg_token_gate).
+    static constexpr bool kStoreChecksQueueToken = true;
+    static postgres::PgPoolOptions migrated_pool_options(const Config& config, app::AppStats& stats) {
+        postgres::apply_migrations(config.database_url, postgres::kPostgresMigrations);
+        return pool_options(config, stats);
+    }
+    static postgres::PgPoolOptions options(const Config& config, app::AppStats& stats) {
+        return pool_options(config, stats);
+    }
+};
+
+struct MysqlParts {  // MariaDB or MySQL 8 (docs/mysql.md)
+    using Pool = mysql::MysqlPool;
+    using Catalog = mysql::MysqlCatalogStore;
+    using Reservations = mysql::MysqlReservationStore;
+    using Wallets = mysql::MysqlWalletStore;
+    using Payments = mysql::MysqlPaymentStore;
+    using Outbox = mysql::MysqlOutboxStore;
+    using Ledger = mysql::MysqlSalesLedgerStore;
+    using Queue = mysql::MysqlWaitingQueue;
+    using Lock = mysql::MysqlAdvisoryLock;
+    static constexpr bool kStoreChecksQueueToken = false;
+    static mysql::MysqlPoolOptions migrated_pool_options(const Config& config, app::AppStats& stats) {
+        mysql::apply_migrations(mysql::detail::parse_mysql_url(config.database_url),
+                                mysql::kMysqlMigrations);
+        return mysql_pool_options(config, stats);
+    }
+    static mysql::MysqlPoolOptions options(const Config& config, app::AppStats& stats) {
+        return mysql_pool_options(config, stats);
+    }
+};
+
+// Several processes on one database form one service: the queue and the lock live in the
+// database, and no in-process cache serves what another process's write made stale.
+template <class Parts>
+class DatabaseBackend final : public Backend {
 public:
-    MysqlBackend(const Config& config, app::AppStats& stats)
-        : pool_((mysql::apply_migrations(mysql::detail::parse_mysql_url(config.database_url),
-                                         mysql::kMysqlMigrations),
-                 mysql_pool_options(config, stats))),
-          lock_pool_(mysql_pool_options(config, stats)),
+    DatabaseBackend(const Config& config, app::AppStats& stats)
+        : pool_(Parts::migrated_pool_options(config, stats)),
+          lock_pool_(Parts::options(config, stats)),
           catalog_(pool_),
           reservations_(pool_, stats),
           wallets_(pool_, stats),
@@ -175,22 +173,24 @@ public:
         outbox = &outbox_;
         ledger = &ledger_;
         queue = &queue_;
+        store_checks_queue_token = Parts::kStoreChecksQueueToken;
         lock = &lock_;
         cache = &cache_;
     }
 
 private:
-    mysql::MysqlPool pool_;
-    // Lock holders keep a session each (GET_LOCK) while their transaction runs on pool_.
-    mysql::MysqlPool lock_pool_;
-    mysql::MysqlCatalogStore catalog_;
-    mysql::MysqlReservationStore reservations_;
-    mysql::MysqlWalletStore wallets_;
-    mysql::MysqlPaymentStore payments_;
-    mysql::MysqlOutboxStore outbox_;
-    mysql::MysqlSalesLedgerStore ledger_;
-    mysql::MysqlWaitingQueue queue_;
-    mysql::MysqlAdvisoryLock lock_;
+    typename Parts::Pool pool_;
+    // Lock holders keep a session each while their transaction runs on pool_: on one pool they
+    // could take every connection the transactions need.
+    typename Parts::Pool lock_pool_;
+    typename Parts::Catalog catalog_;
+    typename Parts::Reservations reservations_;
+    typename Parts::Wallets wallets_;
+    typename Parts::Payments payments_;
+    typename Parts::Outbox outbox_;
+    typename Parts::Ledger ledger_;
+    typename Parts::Queue queue_;
+    typename Parts::Lock lock_;
     memory::NullCatalogCache cache_;
 };
 
@@ -228,9 +228,9 @@ std::unique_ptr<Backend> open_backend(const Config& config, app::AppStats& stats
                                       const app::ClockPort& clock) {
     std::unique_ptr<Backend> backend;
     if (config.database() == Config::Database::kPostgres) {
-        backend = std::make_unique<PostgresBackend>(config, stats);
+        backend = std::make_unique<DatabaseBackend<PostgresParts>>(config, stats);
     } else if (config.database() == Config::Database::kMysql) {
-        backend = std::make_unique<MysqlBackend>(config, stats);
+        backend = std::make_unique<DatabaseBackend<MysqlParts>>(config, stats);
     } else {
         backend = std::make_unique<EmbeddedBackend>(config, stats, clock);
     }
