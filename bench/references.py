@@ -5,8 +5,8 @@
   charge, statement for statement and round trip for round trip (scripts below);
 - redis-benchmark ZADD (tools.redis_zadd).
 
-The SQL is copied from src/adapters/postgres/pg_reservation_store.cpp (hold_optimistic,
-snapshot_statements, record_hold), pg_wallet_store.cpp / pg_wallet.hpp (charge) and
+The SQL is copied from src/adapters/postgres/pg_reservation_store.cpp (hold_optimistic:
+kSeatWithHeldReservation, kClaimAndRecord), pg_wallet_store.cpp / pg_wallet.hpp (charge) and
 pg_rows.cpp (insert_event); docs/postgres.md lists the round trips. Where pgbench cannot carry a
 value from one pipeline to the next (\\gset is not allowed in a pipeline), the value is computed
 where the database already has it: the seat id from the seeded layout (checked before the run),
@@ -30,23 +30,11 @@ HOLD_SCRIPT = r"""
 \set seat_no :k % {per_schedule} + 1
 \set seat_id :first_seat + :k
 \set user :first_user + :i % :users
--- round trip 1, no transaction: the seat with its version, its held reservation, the next id
-\startpipeline
-SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version, now_ms() FROM seats s JOIN schedules sc ON sc.id = s.schedule_id WHERE s.schedule_id = :schedule AND s.seat_no = :seat_no;
-SELECT r.id, r.user_id, r.schedule_id, sc.concert_id, r.seat_no, r.price, r.status, r.expires_at FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id WHERE r.seat_id = (SELECT id FROM seats WHERE schedule_id = :schedule AND seat_no = :seat_no) AND r.status = 'HELD';
-SELECT nextval('reservations_id_seq');
-\endpipeline
--- round trip 2: claim the seat if its version is still the one read (a fresh seat: 0)
-\startpipeline
-BEGIN;
-UPDATE seats SET status = 'HELD', hold_expires_at = now_ms() + 300000, version = version + 1 WHERE id = :seat_id AND version = 0;
-\endpipeline
--- round trip 3: the reservation, its event, commit
-\startpipeline
-INSERT INTO reservations (id, user_id, schedule_id, seat_id, seat_no, price, status, created_at, expires_at) VALUES (currval('reservations_id_seq'), :user, :schedule, :seat_id, :seat_no, {price}, 'HELD', now_ms(), now_ms() + 300000);
-INSERT INTO outbox (event_id, type, aggregate_id, payload, occurred_at) VALUES (gen_random_uuid()::text, 'reservation.held', currval('reservations_id_seq'), '{{"reservationId":' || currval('reservations_id_seq') || ',"userId":' || :user || ',"scheduleId":' || :schedule || ',"seatNo":' || :seat_no || ',"price":{price},"expiresAt":"2030-01-01T19:05:00Z","eventId":"00000000-0000-4000-8000-000000000000","type":"reservation.held","occurredAt":"2030-01-01T19:00:00Z"}}', now_ms());
-COMMIT;
-\endpipeline
+-- round trip 1, no transaction: the seat with its version, its held reservation and the next id
+SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version, now_ms(), nextval('reservations_id_seq'), r.id, r.user_id, r.schedule_id, sc.concert_id, r.seat_no, r.price, r.status, r.expires_at FROM seats s JOIN schedules sc ON sc.id = s.schedule_id LEFT JOIN LATERAL (SELECT id, user_id, schedule_id, seat_no, price, status, expires_at FROM reservations WHERE seat_id = s.id AND status = 'HELD' LIMIT 1) r ON true WHERE s.schedule_id = :schedule AND s.seat_no = :seat_no;
+-- round trip 2, one statement (its own transaction): claim the seat if its version is still the
+-- one read (a fresh seat: 0); the reservation and its event only if it was claimed
+WITH claimed AS (UPDATE seats SET status = 'HELD', hold_expires_at = now_ms() + 300000, version = version + 1 WHERE id = :seat_id AND version = 0 RETURNING id), held AS (INSERT INTO reservations (id, user_id, schedule_id, seat_id, seat_no, price, status, created_at, expires_at) SELECT currval('reservations_id_seq'), :user, :schedule, id, :seat_no, {price}, 'HELD', now_ms(), now_ms() + 300000 FROM claimed RETURNING id) INSERT INTO outbox (event_id, type, aggregate_id, payload, occurred_at) SELECT gen_random_uuid()::text, 'reservation.held', currval('reservations_id_seq'), '{{"reservationId":' || currval('reservations_id_seq') || ',"userId":' || :user || ',"scheduleId":' || :schedule || ',"seatNo":' || :seat_no || ',"price":{price},"expiresAt":"2030-01-01T19:05:00Z","eventId":"00000000-0000-4000-8000-000000000000","type":"reservation.held","occurredAt":"2030-01-01T19:00:00Z"}}', now_ms() FROM held;
 """
 
 CHARGE_SCRIPT = r"""

@@ -32,6 +32,16 @@ SEAT_SELECT = ("SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.h
                " WHERE s.schedule_id = $1 AND s.seat_no = $2")
 PAY_RESERVATION = (f"SELECT {RES_COLS}, r.version, now_ms()"
                    " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id WHERE r.id = $1")
+HOLD_READ = ("SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version,"
+             f" now_ms(), nextval('reservations_id_seq'), {RES_COLS}"
+             " FROM seats s JOIN schedules sc ON sc.id = s.schedule_id"
+             " LEFT JOIN LATERAL (SELECT id, user_id, schedule_id, seat_no, price, status, expires_at"
+             " FROM reservations WHERE seat_id = s.id AND status = 'HELD' LIMIT 1) r ON true"
+             " WHERE s.schedule_id = $1 AND s.seat_no = $2")
+HELD_OF_SEAT = (f"SELECT {RES_COLS}"
+                " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id"
+                " WHERE r.seat_id = (SELECT id FROM seats WHERE schedule_id = $1 AND seat_no = $2)"
+                " AND r.status = 'HELD'")
 MACROS = [(RES_COLS, "pg_rows.hpp"), (SEAT_SELECT, "pg_reservation_store.cpp"),
           (PAY_RESERVATION, "pg_payment_store.cpp")]
 
@@ -51,14 +61,24 @@ QUERIES = [
     ("seat by schedule and number (hold read)", "pg_reservation_store.cpp",
      SEAT_SELECT + " FOR UPDATE OF s",
      ["1234", "7"]),
+    ("seat with its held reservation and the next id (optimistic hold read)", "pg_reservation_store.cpp",
+     HOLD_READ,
+     ["1100", "7"]),
+    ("seat claimed with its reservation and event (optimistic hold write)", "pg_reservation_store.cpp",
+     "WITH claimed AS (UPDATE seats SET status = 'HELD', hold_expires_at = $3::bigint,"
+     " version = version + 1 WHERE id = $1 AND version = $2 RETURNING id),"
+     " held AS (INSERT INTO reservations (id, user_id, schedule_id, seat_id, seat_no, price,"
+     " status, created_at, expires_at) SELECT $4::bigint, $5::bigint, $6::bigint, id,"
+     " $7::integer, $8::bigint, 'HELD', $9::bigint, $3::bigint FROM claimed RETURNING id)"
+     " INSERT INTO outbox (event_id, type, aggregate_id, payload, occurred_at)"
+     " SELECT $10::text, $11::text, $12::bigint, $13::text, $14::bigint FROM held",
+     ["190001", "0", "1900000000000", "900001", "42", "3801", "1", "1000", "1800000000000",
+      "'ev-hold'", "'reservation.held'", "900001", "'{}'", "1800000000000"]),
     ("seat lock fence (distributed hold)", "pg_reservation_store.cpp",
      "UPDATE seats SET lock_fence = $3 WHERE schedule_id = $1 AND seat_no = $2 AND lock_fence < $3",
      ["1234", "7", "99"]),
     ("held reservation of a seat", "pg_reservation_store.cpp",
-     f"SELECT {RES_COLS}"
-     " FROM reservations r JOIN schedules sc ON sc.id = r.schedule_id"
-     " WHERE r.seat_id = (SELECT id FROM seats WHERE schedule_id = $1 AND seat_no = $2)"
-     " AND r.status = 'HELD'",
+     HELD_OF_SEAT,
      ["1100", "7"]),
     ("atomic hold", "pg_reservation_store.cpp",
      "UPDATE seats s SET status = 'HELD', hold_expires_at = now_ms() + $3,"
@@ -347,3 +367,53 @@ def test_hot_query_uses_an_index(filled, name, source, sql, args):
     assert not offenders, (f"{name} (src/adapters/postgres/{source}) scans large tables sequentially:\n"
                            + "\n".join(f"-- {mode}: Seq Scan on {scans}\n{text}"
                                        for mode, (scans, text) in offenders.items()))
+
+
+def reservation_scans(plan: dict) -> list[str]:
+    """How each plan node reading `reservations` finds its rows: the index condition, or the
+    node type when it has none."""
+    found = []
+    if plan.get("Relation Name") == "reservations":
+        found.append(plan.get("Index Cond") or plan["Node Type"])
+    for child in plan.get("Plans", []):
+        found += reservation_scans(child)
+    return found
+
+
+@pytest.fixture(scope="module")
+def freshly_seeded(session_dir):
+    """A ticket opening's first minute: migrations applied, 200 schedules of 1000 seats just
+    inserted, no reservation yet and no ANALYZE (autovacuum has not run)."""
+    from support import Server
+    s = Server(workdir=session_dir / "explain-fresh", name="explain_fresh")
+    s.start()
+    assert s.stop() == 0
+    conn = s.cluster.connect(s.database, timeout=120)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO concerts (title, created_at) VALUES ('opening', now_ms())")
+    cur.execute("INSERT INTO schedules (concert_id, starts_at, total_seats)"
+                " SELECT 1, now_ms() + g::bigint * 3600000, 1000 FROM generate_series(1, 200) g")
+    cur.execute("INSERT INTO seats (schedule_id, seat_no, price)"
+                " SELECT 1 + (g - 1) / 1000, 1 + (g - 1) % 1000, 1000 FROM generate_series(1, 200000) g")
+    yield conn
+    conn.close()
+    s.close()
+
+
+@pytest.mark.parametrize("name,sql", [("optimistic hold read", HOLD_READ), ("held reservation of a seat", HELD_OF_SEAT)])
+def test_hold_reads_probe_the_seat_on_a_fresh_database(freshly_seeded, name, sql):
+    """The plan PostgreSQL caches while `reservations` is empty is kept as the table fills: it
+    must look the seat's reservation up by seat_id, never read every HELD one (a plain LEFT
+    JOIN did: a Materialize of all HELD rows per hold, 5x slower within seconds)."""
+    cur = freshly_seeded.cursor()
+    cur.execute("SET plan_cache_mode = force_generic_plan")
+    cur.execute(f"PREPARE fresh AS {sql}")
+    cur.execute("EXPLAIN (FORMAT JSON) EXECUTE fresh(150, 7)")
+    doc = cur.fetchone()[0]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    scans = reservation_scans(doc[0]["Plan"])
+    cur.execute("EXPLAIN EXECUTE fresh(150, 7)")
+    text = "\n".join(r[0] for r in cur.fetchall())
+    cur.execute("DEALLOCATE ALL")
+    cur.execute("RESET plan_cache_mode")
+    assert scans and all("seat_id" in scan for scan in scans), f"{name}: reservations read by {scans}\n{text}"

@@ -26,6 +26,19 @@ constexpr const char* kHeldReservationsOfSeat =
     " WHERE r.seat_id = (SELECT id FROM seats WHERE schedule_id = $1 AND seat_no = $2)"
     " AND r.status = 'HELD'";
 constexpr const char* kNextReservationId = "SELECT nextval('reservations_id_seq')";
+// The optimistic read in one statement: the seat, its HELD reservation (if any) and the next id.
+// No lock and no transaction: the version the claim checks is what makes it safe. The LIMIT
+// keeps the lateral a probe of the seat's unique index: flattened into a plain join, a plan
+// made while `reservations` was near empty (a fresh database at a ticket opening) scans every
+// HELD reservation for each hold (tests/e2e/test_pg_explain.py checks both).
+constexpr const char* kSeatWithHeldReservation =
+    "SELECT s.id, sc.concert_id, sc.starts_at, s.price, s.status, s.hold_expires_at, s.version,"
+    " now_ms(), nextval('reservations_id_seq'), " CONCERTD_PG_RESERVATION_COLUMNS
+    " FROM seats s JOIN schedules sc ON sc.id = s.schedule_id"
+    " LEFT JOIN LATERAL (SELECT id, user_id, schedule_id, seat_no, price, status, expires_at"
+    " FROM reservations WHERE seat_id = s.id AND status = 'HELD' LIMIT 1) r ON true"
+    " WHERE s.schedule_id = $1 AND s.seat_no = $2";
+constexpr int kHeldColumnsAt = 9;  // where kSeatWithHeldReservation's reservation columns start
 
 // What a hold reads before it writes.
 struct SeatSnapshot {
@@ -39,9 +52,7 @@ struct SeatSnapshot {
     ReservationId next_id = 0;
 };
 
-SeatSnapshot read_snapshot(const PgResult& seat, const PgResult& held, const PgResult& next_id,
-                           SeatNo seat_no) {
-    SeatSnapshot s;
+void read_seat(SeatSnapshot& s, const PgResult& seat, SeatNo seat_no) {
     if (seat.rows() > 0) {
         s.seat_id = seat.int64(0, 0);
         s.concert_id = seat.int64(0, 1);
@@ -53,8 +64,23 @@ SeatSnapshot read_snapshot(const PgResult& seat, const PgResult& held, const PgR
         s.version = seat.int64(0, 6);
         s.db_now = from_millis(seat.int64(0, 7));
     }
+}
+
+SeatSnapshot read_snapshot(const PgResult& seat, const PgResult& held, const PgResult& next_id,
+                           SeatNo seat_no) {
+    SeatSnapshot s;
+    read_seat(s, seat, seat_no);
     for (int row = 0; row < held.rows(); ++row) s.held.push_back(read_reservation(held, row));
     s.next_id = next_id.int64(0, 0);
+    return s;
+}
+
+SeatSnapshot read_joined_snapshot(const PgResult& seat, SeatNo seat_no) {
+    SeatSnapshot s;
+    read_seat(s, seat, seat_no);
+    if (seat.rows() == 0) return s;
+    s.next_id = seat.int64(0, 8);
+    if (!seat.is_null(0, kHeldColumnsAt)) s.held.push_back(read_reservation(seat, 0, kHeldColumnsAt));
     return s;
 }
 
@@ -132,6 +158,35 @@ std::vector<PgStatement> record_hold(const SeatSnapshot& s, const Reservation& r
     return statements;
 }
 
+// The optimistic claim and all it writes as one statement: the seat if its version is still the
+// one read, then the reservation and its event only if the seat was claimed. A statement is its
+// own transaction, so no row stays locked across a round trip (a stale hold to resolve takes
+// the transaction path instead: claim_seat, then record_hold).
+constexpr const char* kClaimAndRecord =
+    "WITH claimed AS (UPDATE seats SET status = 'HELD', hold_expires_at = $3::bigint,"
+    " version = version + 1 WHERE id = $1 AND version = $2 RETURNING id),"
+    " held AS (INSERT INTO reservations (id, user_id, schedule_id, seat_id, seat_no, price,"
+    " status, created_at, expires_at) SELECT $4::bigint, $5::bigint, $6::bigint, id,"
+    " $7::integer, $8::bigint, 'HELD', $9::bigint, $3::bigint FROM claimed RETURNING id)"
+    " INSERT INTO outbox (event_id, type, aggregate_id, payload, occurred_at)"
+    " SELECT $10::text, $11::text, $12::bigint, $13::text, $14::bigint FROM held";
+
+PgStatement claim_and_record(const SeatSnapshot& s, const Reservation& r) {
+    const auto event = app::reservation_held_event(r, s.db_now);
+    return {kClaimAndRecord,
+            {param(*s.seat_id), param(s.version), param(to_millis(r.expires_at)), param(r.id),
+             param(r.user_id), param(r.schedule_id), param(std::int64_t{r.seat_no}),
+             param(r.price_won), param(to_millis(s.db_now)), param(event.event_id),
+             param(event.type), param(event.aggregate_id), param(event.payload_json),
+             param(to_millis(event.occurred_at))}};
+}
+
+PgStatement claim_seat(const SeatSnapshot& s, const Reservation& r) {
+    return {"UPDATE seats SET status = 'HELD', hold_expires_at = $3, version = version + 1"
+            " WHERE id = $1 AND version = $2",
+            {param(*s.seat_id), param(s.version), param(to_millis(r.expires_at))}};
+}
+
 PgStatement mark_seat_held(std::int64_t seat_id, TimePoint expires_at) {
     return {"UPDATE seats SET status = 'HELD', hold_expires_at = $2, version = version + 1"
             " WHERE id = $1",
@@ -140,7 +195,7 @@ PgStatement mark_seat_held(std::int64_t seat_id, TimePoint expires_at) {
 
 // The unique index refused a second live hold: the strategy lost a race it could not see.
 template <class Fn>
-app::Task<Result<Reservation>> refusing_duplicates(Fn fn) {
+auto refusing_duplicates(Fn fn) -> decltype(fn()) {
     try {
         co_return co_await fn();
     } catch (const detail::PgError& error) {
@@ -205,35 +260,37 @@ app::Task<Result<Reservation>> PgReservationStore::hold_locked(HoldCommand c, bo
 app::Task<Result<Reservation>> PgReservationStore::hold_optimistic(HoldCommand c) {
     auto timeout = pool_.options().statement_timeout;
     for (int attempt = 1; attempt <= kOptimisticAttemptsMax; ++attempt) {
-        std::optional<Result<Reservation>> outcome;
+        std::optional<Result<Reservation>> outcome;  // nullopt: the claim lost a race
         {
             auto conn = co_await pool_.acquire();
             std::vector<PgStatement> read;
             const auto gate = add_token_gate(read, c);
-            const std::size_t first = read.size();
-            append(read, snapshot_statements(c, kSeatRead));
+            const std::size_t seat_at = read.size();
+            read.push_back({kSeatWithHeldReservation,
+                            {param(c.schedule_id), param(std::int64_t{c.seat_no})}});
             auto results = co_await conn->pipeline(all(read), timeout);
             if (auto refusal = judge_gate(results, gate, c)) co_return *refusal;
-            auto snapshot =
-                read_snapshot(results[first], results[first + 1], results[first + 2], c.seat_no);
+            auto snapshot = read_joined_snapshot(results[seat_at], c.seat_no);
             // A taken seat is refused from the read alone: the loser never writes.
             if (auto refusal = check_hold(snapshot)) co_return *refusal;
             auto reservation = new_reservation(snapshot, c, snapshot.db_now + hold_duration(c));
-            std::vector<PgStatement> claim{
-                kBegin,
-                {"UPDATE seats SET status = 'HELD', hold_expires_at = $3, version = version + 1"
-                 " WHERE id = $1 AND version = $2",
-                 {param(*snapshot.seat_id), param(snapshot.version),
-                  param(to_millis(reservation.expires_at))}}};
-            auto claimed = co_await conn->pipeline(all(claim), timeout);
-            if (claimed[1].affected_rows() == 1) {
-                outcome = co_await refusing_duplicates([&]() -> app::Task<Result<Reservation>> {
-                    co_await conn->pipeline(all(record_hold(snapshot, reservation)), timeout);
+            using Outcome = std::optional<Result<Reservation>>;
+            outcome = co_await refusing_duplicates([&]() -> app::Task<Outcome> {
+                if (snapshot.held.empty()) {
+                    const std::vector<PgStatement> write{claim_and_record(snapshot, reservation)};
+                    auto written = co_await conn->pipeline(all(write), timeout);
+                    if (written[0].affected_rows() == 0) co_return std::nullopt;
                     co_return reservation;
-                });
-            } else {
-                co_await conn->execute("ROLLBACK", {}, timeout);
-            }
+                }
+                const std::vector<PgStatement> claim{kBegin, claim_seat(snapshot, reservation)};
+                auto claimed = co_await conn->pipeline(all(claim), timeout);
+                if (claimed[1].affected_rows() == 0) {
+                    co_await conn->execute("ROLLBACK", {}, timeout);
+                    co_return std::nullopt;
+                }
+                co_await conn->pipeline(all(record_hold(snapshot, reservation)), timeout);
+                co_return reservation;
+            });
         }
         if (outcome) co_return std::move(*outcome);
         stats_.hold_retries.add();
