@@ -1,9 +1,18 @@
 #include <algorithm>
 
 #include "app/services.hpp"
+#include "app/shared_loads.hpp"
 #include "domain/rules.hpp"
 
 namespace concertd::app {
+
+struct CatalogService::Loads {
+    SharedLoads<ConcertId, std::shared_ptr<const ScheduleList>> schedules;  // null: no concert
+    SharedLoads<ScheduleId, std::shared_ptr<const SeatMap>> seat_maps;    // null: no schedule
+};
+
+CatalogService::CatalogService(Ports& ports) : ports_(ports), loads_(std::make_unique<Loads>()) {}
+CatalogService::~CatalogService() = default;
 
 Task<std::vector<Concert>> CatalogService::concerts() {
     co_return co_await ports_.catalog.list_concerts();
@@ -36,10 +45,22 @@ Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert) {
         ports_.stats.cache_hits.add();
     } else {
         ports_.stats.cache_misses.add();
-        auto loaded = co_await ports_.catalog.list_schedules(concert);
-        if (!loaded) co_return Refusal{Rejection::kNotFound, "no such concert"};
-        list = std::make_shared<const ScheduleList>(std::move(*loaded));
-        co_await put_or_skip([&] { return ports_.cache.put_schedules(concert, list, cached.generation); });
+        // The put's generation is the one this reader looked up before the load (of its own,
+        // or the next shared one) read the database.
+        bool shared = false;
+        list = co_await loads_->schedules.get(
+            concert,
+            [&]() -> Task<std::shared_ptr<const ScheduleList>> {
+                auto loaded = co_await ports_.catalog.list_schedules(concert);
+                if (!loaded) co_return nullptr;
+                auto fresh = std::make_shared<const ScheduleList>(std::move(*loaded));
+                co_await put_or_skip(
+                    [&] { return ports_.cache.put_schedules(concert, fresh, cached.generation); });
+                co_return fresh;
+            },
+            shared);
+        if (shared) ports_.stats.cache_loads_shared.add();
+        if (!list) co_return Refusal{Rejection::kNotFound, "no such concert"};
     }
     // Future dates only; entries hold raw state, so the filter runs on every read.
     auto now = ports_.clock.now();
@@ -62,10 +83,20 @@ Task<Result<std::shared_ptr<const SeatMap>>> CatalogService::seat_map(ScheduleId
         co_return std::move(cached.value);
     }
     ports_.stats.cache_misses.add();
-    auto loaded = co_await ports_.catalog.seat_map(schedule);
-    if (!loaded) co_return Refusal{Rejection::kNotFound, "no such schedule"};
-    auto map = std::make_shared<const SeatMap>(std::move(*loaded));
-    co_await put_or_skip([&] { return ports_.cache.put_seat_map(schedule, map, cached.generation); });
+    bool shared = false;
+    auto map = co_await loads_->seat_maps.get(
+        schedule,
+        [&]() -> Task<std::shared_ptr<const SeatMap>> {
+            auto loaded = co_await ports_.catalog.seat_map(schedule);
+            if (!loaded) co_return nullptr;
+            auto fresh = std::make_shared<const SeatMap>(std::move(*loaded));
+            co_await put_or_skip(
+                [&] { return ports_.cache.put_seat_map(schedule, fresh, cached.generation); });
+            co_return fresh;
+        },
+        shared);
+    if (shared) ports_.stats.cache_loads_shared.add();
+    if (!map) co_return Refusal{Rejection::kNotFound, "no such schedule"};
     co_return map;
 }
 

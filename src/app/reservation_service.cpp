@@ -74,7 +74,7 @@ Task<Result<Reservation>> ReservationService::hold_seat(HoldCommand command) {
 // crowd on one seat gets its 409s instead of waiting for the lock to hand them out one by one.
 // A seat shown available takes the lock and the store decides, as always.
 Task<std::optional<Refusal>> ReservationService::refuse_taken_seat(const HoldCommand& command) {
-    auto map = co_await CatalogService(ports_).seat_map(command.schedule_id);
+    auto map = co_await catalog_.seat_map(command.schedule_id);
     if (!map) co_return std::nullopt;
     const auto& seats = map.value()->seats;
     auto seat = std::lower_bound(seats.begin(), seats.end(), command.seat_no,

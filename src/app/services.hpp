@@ -71,18 +71,21 @@ struct ConcertSchedules {
 
 class CatalogService {
 public:
-    explicit CatalogService(Ports& ports) : ports_(ports) {}
+    explicit CatalogService(Ports& ports);
+    ~CatalogService();
     Task<std::vector<Concert>> concerts();
     Task<Result<ConcertSchedules>> schedules(ConcertId concert);
     Task<Result<std::shared_ptr<const SeatMap>>> seat_map(ScheduleId schedule);
 
 private:
+    struct Loads;  // cache misses of one key share database loads (app/shared_loads.hpp)
     Ports& ports_;
+    std::unique_ptr<Loads> loads_;
 };
 
 class ReservationService {
 public:
-    explicit ReservationService(Ports& ports) : ports_(ports) {}
+    ReservationService(Ports& ports, CatalogService& catalog) : ports_(ports), catalog_(catalog) {}
     // Holds the seat for the holder of `token`, which must be the user's ACTIVE queue token
     // (refusals as QueueService::current, then check_active).
     Task<Result<Reservation>> hold(std::optional<std::string_view> token, UserId user,
@@ -97,6 +100,7 @@ private:
     Task<std::optional<Refusal>> refuse_taken_seat(const HoldCommand& command);
 
     Ports& ports_;
+    CatalogService& catalog_;
 };
 
 class WalletService {
@@ -138,7 +142,7 @@ private:
 // Everything the HTTP adapter calls.
 struct Services {
     explicit Services(Ports& p)
-        : queue(p), catalog(p), reservations(p), wallets(p), payments(p), admin(p) {}
+        : queue(p), catalog(p), reservations(p, catalog), wallets(p), payments(p), admin(p) {}
     QueueService queue;
     CatalogService catalog;
     ReservationService reservations;

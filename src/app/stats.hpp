@@ -29,6 +29,7 @@ struct AppStats {
     Counter events_dead_lettered;   // poison events sent to the dead-letter topic
     Counter cache_hits;
     Counter cache_misses;
+    Counter cache_loads_shared;     // misses answered by another miss's database load
     Counter tokens_issued;
     Counter tokens_admitted;
     Counter after_commit_deferred;  // invalidations / token expiries kept for a dependency down

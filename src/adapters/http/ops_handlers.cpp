@@ -100,6 +100,9 @@ awaitable<Response> OpsHandlers::metrics(const Request&, const RouteParams&) {
     append_counter(out, "concertd_events_dead_lettered_total", "Events a consumer gave up on (Kafka: sent to the dead-letter topic).", s.events_dead_lettered.get());
     append_counter(out, "concertd_cache_hits_total", "Catalog cache hits.", s.cache_hits.get());
     append_counter(out, "concertd_cache_misses_total", "Catalog cache misses.", s.cache_misses.get());
+    append_counter(out, "concertd_cache_loads_shared_total",
+                   "Catalog cache misses answered by a database load another miss ran.",
+                   s.cache_loads_shared.get());
     append_counter(out, "concertd_queue_tokens_issued_total", "Queue tokens issued.", s.tokens_issued.get());
     append_counter(out, "concertd_queue_tokens_admitted_total", "Queue tokens admitted.", s.tokens_admitted.get());
     append_counter(out, "concertd_after_commit_deferred_total", "Cache invalidations and token expiries deferred while their dependency was down.", s.after_commit_deferred.get());
