@@ -201,6 +201,10 @@ def latency_rows(r: dict) -> list[list[str]]:
         if v:
             rows.append([label, f"wrk -c{v['connections']} (closed)", "—", num(v["rps"]), ms(v["p50_ms"]), "—",
                          ms(v["p99_ms"]), ms(v["max_ms"]), num(v["non2xx"] + v["socket_errors"])])
+        v = (v or {}).get("vegeta")
+        if v:
+            rows.append([label, "vegeta (constant rate)", num(v["offered_rps"]), num(v["achieved_rps"]),
+                         ms(v["p50_ms"]), ms(v["p95_ms"]), ms(v["p99_ms"]), ms(v["max_ms"]), num(v["errors"])])
     v = r.get("zadd")
     if v:
         rows.append(["reference: redis-benchmark ZADD", f"redis-benchmark -c{v['clients']} -P 1", "—", num(v["rps"]),
@@ -399,11 +403,15 @@ def write(results: dict, invariants: dict, failures: list[str], s, out: pathlib.
         v = results.get(key) or {}
         if "db_round_trips_per_hold" in v:
             facts.append(f"- database round trips per hold, {name}: {v['db_round_trips_per_hold']:.2f} "
-                         "(concertd_db_round_trips_total; pgbench's transaction: 3)")
+                         "(concertd_db_round_trips_total; pgbench's transaction: 2)")
     nginx = results.get("nginx") or {}
     if nginx:
         facts.append(f"- the reference's own tail in the same conditions: nginx p99 {ms(nginx.get('p99_ms'))} at "
                      f"{s.read_connections} connections (a p99 bar is judged on a shared machine: compare)")
+        if nginx.get("vegeta"):
+            v = nginx["vegeta"]
+            facts.append(f"- nginx under vegeta at a constant {num(v['offered_rps'])}/s: p99 {ms(v['p99_ms'])}, "
+                         f"max {ms(v['max_ms'])} (the host's own tail for the open-model read bar)")
     calls = (results.get("reads_pg_redis") or {}).get("redis_calls_per_read")
     if calls:
         facts.append("- Redis commands per seat-map read, PostgreSQL + Redis: "

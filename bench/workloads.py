@@ -99,6 +99,10 @@ def nginx_reference(workdir: pathlib.Path, path: str, body: bytes, token: str, s
         with CpuMeter({"nginx": nginx.pids}) as meter:
             result = tools.wrk(url, s.read_connections, s.read_seconds, headers={"Queue-Token": token})
         result["cpu"] = meter.percent
+        # The reference's own tail at the open-model read rate: the p99 bar is absolute, the
+        # machine is shared, so the same tool and rate against nginx says what the host allows.
+        targets = tools.vegeta_targets(workdir / "reads-nginx.targets", [("GET", url, {"Queue-Token": token}, None)])
+        result["vegeta"] = tools.vegeta(targets, s.vegeta_read_rate, s.vegeta_seconds, workdir, "reads-nginx")
         return result
     finally:
         nginx.stop()
