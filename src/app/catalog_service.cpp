@@ -28,6 +28,27 @@ Task<void> put_or_skip(Put put) {
     }
 }
 
+// A miss: the database read `fetch()` (an optional value), shared with the misses of the same
+// key on this thread, stored with `put(value)`, which carries the generation the reader looked
+// up before the load began. Null when the key does not exist.
+template <class Value, class Key, class Fetch, class Put>
+Task<std::shared_ptr<const Value>> load_on_miss(SharedLoads<Key, std::shared_ptr<const Value>>& loads,
+                                                Key key, Fetch fetch, Put put, AppStats& stats) {
+    bool shared = false;
+    auto value = co_await loads.get(
+        key,
+        [&]() -> Task<std::shared_ptr<const Value>> {
+            auto loaded = co_await fetch();
+            if (!loaded) co_return nullptr;
+            auto fresh = std::make_shared<const Value>(std::move(*loaded));
+            co_await put_or_skip([&] { return put(fresh); });
+            co_return fresh;
+        },
+        shared);
+    if (shared) stats.cache_loads_shared.add();
+    co_return value;
+}
+
 }  // namespace
 
 Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert) {
@@ -45,21 +66,10 @@ Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert) {
         ports_.stats.cache_hits.add();
     } else {
         ports_.stats.cache_misses.add();
-        // The put's generation is the one this reader looked up before the load (of its own,
-        // or the next shared one) read the database.
-        bool shared = false;
-        list = co_await loads_->schedules.get(
-            concert,
-            [&]() -> Task<std::shared_ptr<const ScheduleList>> {
-                auto loaded = co_await ports_.catalog.list_schedules(concert);
-                if (!loaded) co_return nullptr;
-                auto fresh = std::make_shared<const ScheduleList>(std::move(*loaded));
-                co_await put_or_skip(
-                    [&] { return ports_.cache.put_schedules(concert, fresh, cached.generation); });
-                co_return fresh;
-            },
-            shared);
-        if (shared) ports_.stats.cache_loads_shared.add();
+        list = co_await load_on_miss(
+            loads_->schedules, concert, [&] { return ports_.catalog.list_schedules(concert); },
+            [&](auto fresh) { return ports_.cache.put_schedules(concert, fresh, cached.generation); },
+            ports_.stats);
         if (!list) co_return Refusal{Rejection::kNotFound, "no such concert"};
     }
     // Future dates only; entries hold raw state, so the filter runs on every read.
@@ -83,19 +93,10 @@ Task<Result<std::shared_ptr<const SeatMap>>> CatalogService::seat_map(ScheduleId
         co_return std::move(cached.value);
     }
     ports_.stats.cache_misses.add();
-    bool shared = false;
-    auto map = co_await loads_->seat_maps.get(
-        schedule,
-        [&]() -> Task<std::shared_ptr<const SeatMap>> {
-            auto loaded = co_await ports_.catalog.seat_map(schedule);
-            if (!loaded) co_return nullptr;
-            auto fresh = std::make_shared<const SeatMap>(std::move(*loaded));
-            co_await put_or_skip(
-                [&] { return ports_.cache.put_seat_map(schedule, fresh, cached.generation); });
-            co_return fresh;
-        },
-        shared);
-    if (shared) ports_.stats.cache_loads_shared.add();
+    auto map = co_await load_on_miss(
+        loads_->seat_maps, schedule, [&] { return ports_.catalog.seat_map(schedule); },
+        [&](auto fresh) { return ports_.cache.put_seat_map(schedule, fresh, cached.generation); },
+        ports_.stats);
     if (!map) co_return Refusal{Rejection::kNotFound, "no such schedule"};
     co_return map;
 }

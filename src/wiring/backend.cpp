@@ -90,22 +90,6 @@ int connections_per_thread(const Config& config, int per_thread_default) {
                : per_thread_default;
 }
 
-postgres::PgPoolOptions pool_options(const Config& config, app::AppStats& stats) {
-    postgres::PgPoolOptions options;
-    options.conninfo = config.database_url;
-    options.round_trips = &stats.db_round_trips;
-    options.connections_per_thread = connections_per_thread(config, kPgConnectionsPerThreadDefault);
-    return options;
-}
-
-mysql::MysqlPoolOptions mysql_pool_options(const Config& config, app::AppStats& stats) {
-    mysql::MysqlPoolOptions options;
-    options.endpoint = mysql::detail::parse_mysql_url(config.database_url);
-    options.round_trips = &stats.db_round_trips;
-    options.connections_per_thread = connections_per_thread(config, kMysqlConnectionsPerThreadDefault);
-    return options;
-}
-
 // The adapters of one server database, by type.
 struct PostgresParts {
     using Pool = postgres::PgPool;
@@ -119,12 +103,15 @@ struct PostgresParts {
     using Lock = postgres::PgAdvisoryLock;
     // The hold checks the queue token in its own first round trip (pg_token_gate).
     static constexpr bool kStoreChecksQueueToken = true;
-    static postgres::PgPoolOptions migrated_pool_options(const Config& config, app::AppStats& stats) {
+    static void migrate(const Config& config) {
         postgres::apply_migrations(config.database_url, postgres::kPostgresMigrations);
-        return pool_options(config, stats);
     }
     static postgres::PgPoolOptions options(const Config& config, app::AppStats& stats) {
-        return pool_options(config, stats);
+        postgres::PgPoolOptions options;
+        options.conninfo = config.database_url;
+        options.round_trips = &stats.db_round_trips;
+        options.connections_per_thread = connections_per_thread(config, kPgConnectionsPerThreadDefault);
+        return options;
     }
 };
 
@@ -139,13 +126,16 @@ struct MysqlParts {  // MariaDB or MySQL 8 (docs/mysql.md)
     using Queue = mysql::MysqlWaitingQueue;
     using Lock = mysql::MysqlAdvisoryLock;
     static constexpr bool kStoreChecksQueueToken = false;
-    static mysql::MysqlPoolOptions migrated_pool_options(const Config& config, app::AppStats& stats) {
+    static void migrate(const Config& config) {
         mysql::apply_migrations(mysql::detail::parse_mysql_url(config.database_url),
                                 mysql::kMysqlMigrations);
-        return mysql_pool_options(config, stats);
     }
     static mysql::MysqlPoolOptions options(const Config& config, app::AppStats& stats) {
-        return mysql_pool_options(config, stats);
+        mysql::MysqlPoolOptions options;
+        options.endpoint = mysql::detail::parse_mysql_url(config.database_url);
+        options.round_trips = &stats.db_round_trips;
+        options.connections_per_thread = connections_per_thread(config, kMysqlConnectionsPerThreadDefault);
+        return options;
     }
 };
 
@@ -155,7 +145,7 @@ template <class Parts>
 class DatabaseBackend final : public Backend {
 public:
     DatabaseBackend(const Config& config, app::AppStats& stats)
-        : pool_(Parts::migrated_pool_options(config, stats)),
+        : pool_(migrated(config, stats)),
           lock_pool_(Parts::options(config, stats)),
           catalog_(pool_),
           reservations_(pool_, stats),
@@ -179,6 +169,12 @@ public:
     }
 
 private:
+    // The migrations run before the first pool opens a connection.
+    static auto migrated(const Config& config, app::AppStats& stats) {
+        Parts::migrate(config);
+        return Parts::options(config, stats);
+    }
+
     typename Parts::Pool pool_;
     // Lock holders keep a session each while their transaction runs on pool_: on one pool they
     // could take every connection the transactions need.

@@ -16,8 +16,7 @@
 //   atomic       7: read, START, conditional claim, read of what it claimed, INSERT, INSERT,
 //                   COMMIT
 // A refusal of a taken seat costs 1 (the first read, which locks nothing); one that loses the
-// race after that read: 4 more on atomic (START, the claim, a read to tell a taken seat from an
-// unknown one, ROLLBACK), 3 on the locked ones.
+// race after that read: 3 more (START, the claim or the locked read, ROLLBACK).
 //
 // Locks (InnoDB, READ COMMITTED: record locks only, no gap locks): a hold locks the seat row
 // (claim or FOR UPDATE), then inserts the reservation (its foreign keys take shared locks on
@@ -99,6 +98,12 @@ std::optional<Refusal> check_hold(const SeatSnapshot& s) {
 }
 
 std::chrono::milliseconds hold_duration(const HoldCommand& c) { return c.expires_at - c.now; }
+
+// The seat and its HELD reservation, read without a lock (kSeatRead).
+app::Task<SeatSnapshot> read_seat(detail::MysqlConnection& conn, const HoldCommand& c,
+                                  std::chrono::milliseconds timeout) {
+    co_return read_snapshot(co_await conn.execute(kSeatRead, seat_key(c), timeout), c.seat_no);
+}
 
 // The seat's HELD reservation whose time has passed, which the claiming transaction must
 // resolve EXPIRED: from the read, or (after a locked read of the seat alone) read now when the
@@ -185,10 +190,7 @@ app::Task<Result<Reservation>> MysqlReservationStore::hold_locked(HoldCommand c,
     // for seats already gone, and queueing them on the row lock (holding a pooled connection
     // each) only to refuse them made 10,000 holds on one schedule wait past the pool's timeout.
     // The lock is for a seat that looks free; the locked read below decides.
-    if (auto refusal = check_hold(
-            read_snapshot(co_await conn->execute(kSeatRead, seat_key(c), timeout), c.seat_no))) {
-        co_return *refusal;
-    }
+    if (auto refusal = check_hold(co_await read_seat(*conn, c, timeout))) co_return *refusal;
     co_await conn->query(kBegin, timeout);
     bool fence_stale = false;
     if (c.fence) {
@@ -226,8 +228,7 @@ app::Task<Result<Reservation>> MysqlReservationStore::hold_optimistic(HoldComman
         std::optional<Result<Reservation>> outcome;
         {
             auto conn = co_await pool_.acquire();
-            auto snapshot =
-                read_snapshot(co_await conn->execute(kSeatRead, seat_key(c), timeout), c.seat_no);
+            auto snapshot = co_await read_seat(*conn, c, timeout);
             // A taken seat is refused from the read alone: the loser never writes.
             if (auto refusal = check_hold(snapshot)) co_return *refusal;
             const TimePoint expires_at = snapshot.db_now + hold_duration(c);
@@ -259,10 +260,7 @@ app::Task<Result<Reservation>> MysqlReservationStore::hold_atomic(HoldCommand c)
     // it every loser of a storm paid 4 statements in a transaction, and 10,000 holds on one
     // 50-seat schedule waited past the pool's 3 s (1,994 answers 503, make bench 2026-12-03).
     // The conditional claim below still decides for a seat that looks free.
-    if (auto refusal = check_hold(
-            read_snapshot(co_await conn->execute(kSeatRead, seat_key(c), timeout), c.seat_no))) {
-        co_return *refusal;
-    }
+    if (auto refusal = check_hold(co_await read_seat(*conn, c, timeout))) co_return *refusal;
     co_await conn->query(kBegin, timeout);
     // Under READ COMMITTED a row that does not match is skipped without waiting for its lock
     // (InnoDB's semi-consistent read); one that matches is locked, then checked again.
@@ -276,16 +274,13 @@ app::Task<Result<Reservation>> MysqlReservationStore::hold_atomic(HoldCommand c)
         {param(static_cast<std::int64_t>(hold_duration(c).count())), param(c.schedule_id),
          param(std::int64_t{c.seat_no}), param(c.schedule_id)},
         timeout);
-    // Claimed: this transaction's own write. Refused: tells an unknown seat from a taken one.
-    auto snapshot =
-        read_snapshot(co_await conn->execute(kSeatRead, seat_key(c), timeout), c.seat_no);
-    if (claimed.affected_rows() == 0) {
+    if (claimed.affected_rows() == 0) {  // the seat exists (the first read): taken meanwhile
         co_await conn->query(kRollback, timeout);
-        if (!snapshot.seat_id) co_return Refusal{Rejection::kNotFound, "no such schedule or seat"};
         co_return Refusal{Rejection::kSeatUnavailable, "seat is held or sold"};
     }
     // The read shows this claim; the stale hold it replaced, if any, is the HELD reservation
     // the read joined.
+    auto snapshot = co_await read_seat(*conn, c, timeout);
     const TimePoint expires_at = *snapshot.state.hold_expires_at;
     co_return co_await record_hold(*conn, snapshot, c, expires_at, timeout);
 }
