@@ -51,13 +51,13 @@ Task<std::shared_ptr<const Value>> load_on_miss(SharedLoads<Key, std::shared_ptr
 
 }  // namespace
 
-Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert) {
+Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert, ReadStart since) {
     if (!is_valid_id(concert)) co_return Refusal{Rejection::kValidationFailed, "concertId must be positive"};
     // The cache is an optimization: when it is down (Redis), reads go to the database. Caught
     // here rather than in a helper coroutine: one frame less per cached read.
     CacheLookup<ScheduleList> cached;
     try {
-        cached = co_await ports_.cache.schedules(concert);
+        cached = co_await ports_.cache.schedules(concert, since);
     } catch (const DependencyUnavailable&) {
         ports_.stats.cache_errors.add();
     }
@@ -80,11 +80,12 @@ Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert) {
     co_return result;
 }
 
-Task<Result<std::shared_ptr<const SeatMap>>> CatalogService::seat_map(ScheduleId schedule) {
+Task<Result<std::shared_ptr<const SeatMap>>> CatalogService::seat_map(ScheduleId schedule,
+                                                                     ReadStart since) {
     if (!is_valid_id(schedule)) co_return Refusal{Rejection::kValidationFailed, "scheduleId must be positive"};
     CacheLookup<SeatMap> cached;  // as in schedules(): Redis down is a miss
     try {
-        cached = co_await ports_.cache.seat_map(schedule);
+        cached = co_await ports_.cache.seat_map(schedule, since);
     } catch (const DependencyUnavailable&) {
         ports_.stats.cache_errors.add();
     }
@@ -99,6 +100,14 @@ Task<Result<std::shared_ptr<const SeatMap>>> CatalogService::seat_map(ScheduleId
         ports_.stats);
     if (!map) co_return Refusal{Rejection::kNotFound, "no such schedule"};
     co_return map;
+}
+
+Task<void> CatalogService::expect_schedules(ConcertId concert) {
+    if (is_valid_id(concert)) co_await ports_.cache.expect_schedules(concert);
+}
+
+Task<void> CatalogService::expect_seat_map(ScheduleId schedule) {
+    if (is_valid_id(schedule)) co_await ports_.cache.expect_seat_map(schedule);
 }
 
 }  // namespace concertd::app

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 
 #include "app/lock_scope.hpp"
 #include "app/services.hpp"
@@ -74,7 +75,7 @@ Task<Result<Reservation>> ReservationService::hold_seat(HoldCommand command) {
 // crowd on one seat gets its 409s instead of waiting for the lock to hand them out one by one.
 // A seat shown available takes the lock and the store decides, as always.
 Task<std::optional<Refusal>> ReservationService::refuse_taken_seat(const HoldCommand& command) {
-    auto map = co_await catalog_.seat_map(command.schedule_id);
+    auto map = co_await catalog_.seat_map(command.schedule_id, std::chrono::steady_clock::now());
     if (!map) co_return std::nullopt;
     const auto& seats = map.value()->seats;
     auto seat = std::lower_bound(seats.begin(), seats.end(), command.seat_no,

@@ -74,8 +74,13 @@ public:
     explicit CatalogService(Ports& ports);
     ~CatalogService();
     Task<std::vector<Concert>> concerts();
-    Task<Result<ConcertSchedules>> schedules(ConcertId concert);
-    Task<Result<std::shared_ptr<const SeatMap>>> seat_map(ScheduleId schedule);
+    // For a read that began at `since`; it sees every write that answered before then.
+    Task<Result<ConcertSchedules>> schedules(ConcertId concert, ReadStart since);
+    Task<Result<std::shared_ptr<const SeatMap>>> seat_map(ScheduleId schedule, ReadStart since);
+    // A read of this list (map) follows the caller's queue token check: said before that check,
+    // the cache may confirm its copy in the same Redis call (CatalogCache::expect_*).
+    Task<void> expect_schedules(ConcertId concert);
+    Task<void> expect_seat_map(ScheduleId schedule);
 
 private:
     struct Loads;  // cache misses of one key share database loads (app/shared_loads.hpp)

@@ -1,6 +1,7 @@
 #include "adapters/http/api_handlers.hpp"
 
 #include <boost/json.hpp>
+#include <chrono>
 
 #include "adapters/http/json_io.hpp"
 #include "adapters/http/seat_map_body_cache.hpp"
@@ -172,11 +173,15 @@ awaitable<Response> ApiHandlers::list_concerts(const Request&, const RouteParams
     co_return json_response(200, json::object{{"concerts", std::move(items)}});
 }
 
+// The cached reads name their key before the token check (expect_*), so a Redis cache confirms
+// its copy in the token check's call; a bad token is still answered first.
 awaitable<Response> ApiHandlers::list_schedules(const Request& request, const RouteParams& params) {
-    if (auto denied = co_await gate(request, std::nullopt)) co_return *denied;
+    const auto since = std::chrono::steady_clock::now();
     auto concert = parse_path_id(params.get("concertId"));
+    if (concert) co_await services_.catalog.expect_schedules(*concert);
+    if (auto denied = co_await gate(request, std::nullopt)) co_return *denied;
     if (auto error = bad_path_id(concert, "concertId")) co_return *error;
-    auto found = co_await services_.catalog.schedules(*concert);
+    auto found = co_await services_.catalog.schedules(*concert, since);
     if (!found) co_return refusal_response(found.refusal());
     auto at = now();
     json::array items;
@@ -191,11 +196,13 @@ awaitable<Response> ApiHandlers::list_schedules(const Request& request, const Ro
 }
 
 awaitable<Response> ApiHandlers::seat_map(const Request& request, const RouteParams& params) {
+    const auto since = std::chrono::steady_clock::now();
+    auto schedule = parse_path_id(params.get("scheduleId"));
+    if (schedule) co_await services_.catalog.expect_seat_map(*schedule);
     const auto ticket = co_await services_.queue.current(header(request, "Queue-Token"));
     if (auto denied = gate_verdict(ticket, std::nullopt)) co_return *denied;
-    auto schedule = parse_path_id(params.get("scheduleId"));
     if (auto error = bad_path_id(schedule, "scheduleId")) co_return *error;
-    auto map = co_await services_.catalog.seat_map(*schedule);
+    auto map = co_await services_.catalog.seat_map(*schedule, since);
     if (!map) co_return refusal_response(map.refusal());
     co_return Response{200, {}, kJsonContentType, {}, seat_map_body(map.value(), now())};
 }

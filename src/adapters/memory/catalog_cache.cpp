@@ -60,7 +60,7 @@ void MemoryCatalogCache::bump(SlotMap<T> Shard::*map, std::int64_t key) {
 }
 
 boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> MemoryCatalogCache::seat_map(
-    domain::ScheduleId schedule) {
+    domain::ScheduleId schedule, app::ReadStart) {  // in-process: always current
     co_return lookup(&Shard::seat_maps, schedule);
 }
 
@@ -72,7 +72,7 @@ boost::asio::awaitable<void> MemoryCatalogCache::put_seat_map(
 }
 
 boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> MemoryCatalogCache::schedules(
-    domain::ConcertId concert) {
+    domain::ConcertId concert, app::ReadStart) {
     co_return lookup(&Shard::schedules, concert);
 }
 
@@ -91,7 +91,7 @@ boost::asio::awaitable<void> MemoryCatalogCache::invalidate(domain::ConcertId co
 }
 
 boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> NullCatalogCache::seat_map(
-    domain::ScheduleId) {
+    domain::ScheduleId, app::ReadStart) {
     co_return app::CacheLookup<domain::SeatMap>{};
 }
 
@@ -102,7 +102,7 @@ boost::asio::awaitable<void> NullCatalogCache::put_seat_map(domain::ScheduleId,
 }
 
 boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> NullCatalogCache::schedules(
-    domain::ConcertId) {
+    domain::ConcertId, app::ReadStart) {
     co_return app::CacheLookup<app::ScheduleList>{};
 }
 

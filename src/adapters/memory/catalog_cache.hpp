@@ -33,12 +33,12 @@ public:
     MemoryCatalogCache& operator=(const MemoryCatalogCache&) = delete;
 
     boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> seat_map(
-        domain::ScheduleId schedule) override;
+        domain::ScheduleId schedule, app::ReadStart since) override;
     boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                               std::shared_ptr<const domain::SeatMap> map,
                                               std::uint64_t generation) override;
     boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> schedules(
-        domain::ConcertId concert) override;
+        domain::ConcertId concert, app::ReadStart since) override;
     boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
                                                std::shared_ptr<const app::ScheduleList> list,
                                                std::uint64_t generation) override;
@@ -79,12 +79,12 @@ private:
 class NullCatalogCache final : public app::CatalogCache {
 public:
     boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> seat_map(
-        domain::ScheduleId schedule) override;
+        domain::ScheduleId schedule, app::ReadStart since) override;
     boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                               std::shared_ptr<const domain::SeatMap> map,
                                               std::uint64_t generation) override;
     boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> schedules(
-        domain::ConcertId concert) override;
+        domain::ConcertId concert, app::ReadStart since) override;
     boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
                                                std::shared_ptr<const app::ScheduleList> list,
                                                std::uint64_t generation) override;

@@ -151,17 +151,26 @@ struct ReadBarrier::Batch {
         return std::pair{group, tokens.size() - 1};
     }
 
-    std::optional<std::size_t> add_version(std::string_view version_key,
-                                           std::string_view value_key) {
+    // `waits`: a read will wait for this answer (else an expectation, which alone sends nothing).
+    std::optional<std::size_t> add_version(std::string_view version_key, std::string_view value_key,
+                                           bool waits = true) {
         if (const auto it = version_index.find(version_key); it != version_index.end()) {
-            ++reads;
+            reads += waits ? 1 : 0;
             return it->second;
         }
         if (entries() >= kBatchEntriesMax) return std::nullopt;
         version_index.emplace(version_key, versions.size());
         versions.push_back({std::string(version_key), std::string(value_key), {}});
-        ++reads;
+        reads += waits ? 1 : 0;
         return versions.size() - 1;
+    }
+
+    // The answer for a key this call asked about, if it was answered.
+    std::optional<VersionCheck> answered_version(std::string_view version_key) const {
+        if (!done || !failure.empty()) return std::nullopt;
+        const auto it = version_index.find(version_key);
+        if (it == version_index.end()) return std::nullopt;
+        return versions[it->second].answer;
     }
 
     // The script's KEYS and ARGV for this batch: views into the batch and into `digits`, which
@@ -240,8 +249,9 @@ struct ReadBarrier::Batch {
     std::vector<Version> versions;
     // version key → index; looked up by string_view (a read's key is not copied unless new)
     std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> version_index;
-    std::size_t reads = 0;  // registrations, duplicates included
+    std::size_t reads = 0;  // registrations waiting for the answer, duplicates included
 
+    std::chrono::steady_clock::time_point sent_at;  // just before its bytes were made
     bool done = false;
     std::string failure;  // set with done when the call failed
     asio::steady_timer answered;
@@ -252,6 +262,9 @@ struct ReadBarrier::Batch {
 struct ReadBarrier::Thread {
     // The registrations for the next call, sent once the call in flight returned.
     std::shared_ptr<Batch> next;
+    // The last call answered without failure: it serves version checks of reads that began
+    // before it was sent (check_version).
+    std::shared_ptr<const Batch> last_answered;
     bool sending = false;       // a sender coroutine runs
     std::uint64_t senders = 0;  // senders started, so a finished one never clears a newer one
 
@@ -304,6 +317,7 @@ struct ReadBarrier::Core {
     std::atomic<std::uint64_t> tokens{0};
     std::atomic<std::uint64_t> versions{0};
     std::atomic<std::uint64_t> full{0};
+    std::atomic<std::uint64_t> early{0};
 };
 
 ReadBarrier::ReadBarrier(RedisClient& client)
@@ -332,10 +346,19 @@ asio::awaitable<TokenCheck> ReadBarrier::check_token(std::shared_ptr<const Token
     co_return batch->groups[place->first].answers[place->second];
 }
 
-asio::awaitable<VersionCheck> ReadBarrier::check_version(std::string_view version_key,
-                                                         std::string_view value_key) {
+asio::awaitable<VersionCheck> ReadBarrier::check_version(
+    std::string_view version_key, std::string_view value_key,
+    std::chrono::steady_clock::time_point since) {
     const auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<Thread> thread = core_->thread_for(executor);
+    // Its bytes were made after this read began, as the next call's would be (the clock is
+    // monotonic and both stamps are taken on this thread).
+    if (const auto& last = thread->last_answered; last && last->sent_at > since) {
+        if (auto answer = last->answered_version(version_key)) {
+            core_->early.fetch_add(1, std::memory_order_relaxed);
+            co_return *answer;
+        }
+    }
     std::shared_ptr<Batch> batch = thread->next_batch(executor, answer_wait_max_);
     const auto place = batch->add_version(version_key, value_key);
     if (!place) {
@@ -347,6 +370,18 @@ asio::awaitable<VersionCheck> ReadBarrier::check_version(std::string_view versio
     if (!batch->done) std::tie(ec) = co_await batch->answered.async_wait(kUseTuple);
     throw_unless_answered(*batch, ec);
     co_return batch->versions[*place].answer;
+}
+
+asio::awaitable<void> ReadBarrier::expect_version(std::string_view version_key,
+                                                  std::string_view value_key) {
+    const auto executor = co_await asio::this_coro::executor;
+    std::shared_ptr<Thread> thread = core_->thread_for(executor);
+    if (!thread->next_batch(executor, answer_wait_max_)->add_version(version_key, value_key, false)) {
+        co_return;  // full: the read's check makes its own registration, as without the hint
+    }
+    // The sender keeps the thread's state alive until the read's token check joins this batch;
+    // it sends only after the handlers queued now have run, and nothing if no read waits.
+    start_sender(client_, core_, thread, executor);
 }
 
 void ReadBarrier::start_sender(RedisClient& client, const std::shared_ptr<Core>& core,
@@ -384,12 +419,14 @@ asio::awaitable<void> ReadBarrier::send_batches(RedisClient& client, std::shared
         // already read from their sockets): they join this call instead of waiting for the next.
         co_await asio::post(executor, asio::use_awaitable);
         std::shared_ptr<Batch> batch = std::exchange(thread->next, nullptr);
-        if (!batch) {
+        if (!batch || batch->reads == 0) {  // none, or expectations no read came to wait for
             thread->sending = false;  // now, not when the frame goes: the next read starts one
             co_return;
         }
+        batch->sent_at = std::chrono::steady_clock::now();
         co_await send(client, *core, *batch);
         batch->done = true;
+        if (batch->failure.empty()) thread->last_answered = batch;
         batch->answered.cancel();
     }
 }
@@ -422,7 +459,8 @@ ReadBarrier::Counters ReadBarrier::counters() const {
             core_->reads.load(std::memory_order_relaxed),
             core_->tokens.load(std::memory_order_relaxed),
             core_->versions.load(std::memory_order_relaxed),
-            core_->full.load(std::memory_order_relaxed)};
+            core_->full.load(std::memory_order_relaxed),
+            core_->early.load(std::memory_order_relaxed)};
 }
 
 }  // namespace concertd::redis

@@ -4,9 +4,11 @@
 // Each io_context keeps at most one barrier call in flight. A read registers what it needs (its
 // token's ACTIVE check, its cache key's version) in the thread's *next* batch and waits for that
 // batch's answer. The next batch is sent only once the call in flight has returned, so every
-// answer a read gets comes from a call whose bytes were made after the read registered: what
-// Redis answers reflects every write whose use case had answered before the read started,
-// exactly as a call of the read's own would. Identical tokens and keys in a batch are asked once.
+// answer a read gets comes from a call whose bytes were made after the read began: what Redis
+// answers reflects every write whose use case had answered before the read started, exactly as
+// a call of the read's own would. Identical tokens and keys in a batch are asked once. A version
+// check may also be answered by the thread's last call, when that was sent after the read began
+// (check_version's `since`); expect_version puts a key in the next call ahead of the check.
 //
 // A batch is one EVALSHA, read-only, answered by Redis's clock:
 // - per distinct token: ACTIVE (its seq is the user's ACTIVE seq and not past its expiry), not
@@ -73,6 +75,7 @@ public:
         std::uint64_t tokens = 0;    // distinct tokens they asked about
         std::uint64_t versions = 0;  // distinct cache keys they asked about
         std::uint64_t full = 0;      // registrations refused because the batch was full
+        std::uint64_t early = 0;     // version checks answered by an earlier call (no call of their own)
     };
 
     explicit ReadBarrier(RedisClient& client);
@@ -84,10 +87,19 @@ public:
     boost::asio::awaitable<TokenCheck> check_token(std::shared_ptr<const TokenKeys> keys,
                                                    std::shared_ptr<const std::string> secret,
                                                    std::int64_t user, std::uint64_t seq);
-    // The current version of a cache key and whether its value is stored. The views need only
-    // live until the call returns (a key new to the batch is copied into it).
-    boost::asio::awaitable<VersionCheck> check_version(std::string_view version_key,
-                                                       std::string_view value_key);
+    // The current version of a cache key and whether its value is stored, for a read that began
+    // at `since`. The thread's last answered call serves it when that call was sent after `since`
+    // and asked for the key (an expect_version, or another read's check): it is then as good as
+    // a call of the read's own. The views need only live until the call returns (a key new to
+    // the batch is copied into it).
+    boost::asio::awaitable<VersionCheck> check_version(
+        std::string_view version_key, std::string_view value_key,
+        std::chrono::steady_clock::time_point since);
+    // Asks for the key's version in the thread's next call without waiting for it: a read says
+    // so before its token check, and its check_version then finds the answer in that call. A call
+    // that would carry only expectations is not sent.
+    boost::asio::awaitable<void> expect_version(std::string_view version_key,
+                                                std::string_view value_key);
 
     Counters counters() const;
 

@@ -460,13 +460,22 @@ void RedisCatalogCache::local_erase(std::int64_t id) {
 }
 
 template <class T>
-boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind, std::int64_t id) {
+boost::asio::awaitable<void> RedisCatalogCache::expect(Kind kind, std::int64_t id) {
+    // Only a local copy is checked through the barrier; without one, lookup takes its script.
+    if (!local_get<T>(id)) co_return;
+    const Keys keys = keys_for(kind, id);
+    co_await barrier_.expect_version(keys.version(), keys.value());
+}
+
+template <class T>
+boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind, std::int64_t id,
+                                                                      app::ReadStart since) {
     const Keys keys = keys_for(kind, id);
     if (auto local = local_get<T>(id)) {
         // The common case: a copy is here, Redis only has to say it is current. The barrier
         // call is shared with the thread's other reads and sent after this one started.
         const VersionCheck current =
-            co_await barrier_.check_version(keys.version(), keys.value());
+            co_await barrier_.check_version(keys.version(), keys.value(), since);
         if (current.value_exists && current.version) {
             if (local->version != *current.version) local = local_get<T>(id);  // updated since
             if (local && local->version == *current.version) {
@@ -571,8 +580,12 @@ boost::asio::awaitable<void> RedisCatalogCache::put(Kind kind, std::int64_t id,
 }
 
 boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> RedisCatalogCache::seat_map(
-    domain::ScheduleId schedule) {
-    return lookup<domain::SeatMap>(Kind::kSeatMap, schedule);  // no frame of its own
+    domain::ScheduleId schedule, app::ReadStart since) {
+    return lookup<domain::SeatMap>(Kind::kSeatMap, schedule, since);  // no frame of its own
+}
+
+boost::asio::awaitable<void> RedisCatalogCache::expect_seat_map(domain::ScheduleId schedule) {
+    return expect<domain::SeatMap>(Kind::kSeatMap, schedule);
 }
 
 boost::asio::awaitable<void> RedisCatalogCache::put_seat_map(
@@ -582,8 +595,12 @@ boost::asio::awaitable<void> RedisCatalogCache::put_seat_map(
 }
 
 boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> RedisCatalogCache::schedules(
-    domain::ConcertId concert) {
-    return lookup<app::ScheduleList>(Kind::kSchedules, concert);
+    domain::ConcertId concert, app::ReadStart since) {
+    return lookup<app::ScheduleList>(Kind::kSchedules, concert, since);
+}
+
+boost::asio::awaitable<void> RedisCatalogCache::expect_schedules(domain::ConcertId concert) {
+    return expect<app::ScheduleList>(Kind::kSchedules, concert);
 }
 
 boost::asio::awaitable<void> RedisCatalogCache::put_schedules(

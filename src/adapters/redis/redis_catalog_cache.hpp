@@ -15,7 +15,7 @@
 // - put stores only if the generation is still the key's version (compare-and-set in a script),
 //   so a loader that looked before an invalidation never puts back the older state.
 // - The in-process layer keeps (version, decoded value) per key and serves it only when, in a
-//   round trip sent after the lookup started, Redis says the version is still that one and the
+//   round trip sent after the read started, Redis says the version is still that one and the
 //   value has not expired there: it never serves anything older than the last invalidation
 //   committed in Redis, nor outlives Redis's copy. It only saves moving and decoding the value.
 //   That round trip is the thread's read barrier (read_barrier.hpp), shared with the thread's
@@ -83,13 +83,17 @@ public:
     RedisCatalogCache(const RedisCatalogCache&) = delete;
     RedisCatalogCache& operator=(const RedisCatalogCache&) = delete;
 
+    // Registers the key's version check in the thread's next barrier call when a local copy is
+    // here (the only case lookup checks through the barrier).
+    boost::asio::awaitable<void> expect_seat_map(domain::ScheduleId schedule) override;
+    boost::asio::awaitable<void> expect_schedules(domain::ConcertId concert) override;
     boost::asio::awaitable<app::CacheLookup<domain::SeatMap>> seat_map(
-        domain::ScheduleId schedule) override;
+        domain::ScheduleId schedule, app::ReadStart since) override;
     boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                               std::shared_ptr<const domain::SeatMap> map,
                                               std::uint64_t generation) override;
     boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> schedules(
-        domain::ConcertId concert) override;
+        domain::ConcertId concert, app::ReadStart since) override;
     boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
                                                std::shared_ptr<const app::ScheduleList> list,
                                                std::uint64_t generation) override;
@@ -135,7 +139,10 @@ private:
     Keys keys_for(Kind kind, std::int64_t id) const { return Keys(prefix_, kind, id); }
 
     template <class T>
-    boost::asio::awaitable<app::CacheLookup<T>> lookup(Kind kind, std::int64_t id);
+    boost::asio::awaitable<void> expect(Kind kind, std::int64_t id);
+    template <class T>
+    boost::asio::awaitable<app::CacheLookup<T>> lookup(Kind kind, std::int64_t id,
+                                                       app::ReadStart since);
     template <class T>
     boost::asio::awaitable<void> put(Kind kind, std::int64_t id, std::shared_ptr<const T> value,
                                      std::uint64_t generation);

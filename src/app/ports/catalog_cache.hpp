@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -21,16 +22,26 @@ struct CacheLookup {
 
 using ScheduleList = std::vector<domain::ScheduleSummary>;
 
+// When a read began (docs/caching.md, "The rule"): its answer must reflect every write that
+// answered before this moment, so a remote check made after it serves the read as well as a
+// check of its own would.
+using ReadStart = std::chrono::steady_clock::time_point;
+
 class CatalogCache {
 public:
     virtual ~CatalogCache() = default;
+    // A read of this map (this list) is coming, said before the read's queue token check: a
+    // cache that checks its copies remotely may ask in the same call. Only a hint: it costs no
+    // call of its own and changes no answer.
+    virtual boost::asio::awaitable<void> expect_seat_map(domain::ScheduleId) { co_return; }
+    virtual boost::asio::awaitable<void> expect_schedules(domain::ConcertId) { co_return; }
     virtual boost::asio::awaitable<CacheLookup<domain::SeatMap>> seat_map(
-        domain::ScheduleId schedule) = 0;
+        domain::ScheduleId schedule, ReadStart since) = 0;
     virtual boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                                       std::shared_ptr<const domain::SeatMap> map,
                                                       std::uint64_t generation) = 0;
     virtual boost::asio::awaitable<CacheLookup<ScheduleList>> schedules(
-        domain::ConcertId concert) = 0;
+        domain::ConcertId concert, ReadStart since) = 0;
     virtual boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
                                                        std::shared_ptr<const ScheduleList> list,
                                                        std::uint64_t generation) = 0;

@@ -1,5 +1,6 @@
 #include "adapters/memory/catalog_cache.hpp"
 
+#include <chrono>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,6 +12,9 @@
 
 namespace concertd::memory {
 namespace {
+
+// The start of a read that begins at the call (CatalogCache's `since`).
+app::ReadStart starting_now() { return std::chrono::steady_clock::now(); }
 
 using testing::Runner;
 
@@ -39,37 +43,37 @@ std::shared_ptr<const app::ScheduleList> list_of(int schedules) {
 TEST(MemoryCatalogCache, MissThenHitAtTheSameGeneration) {
     MemoryCatalogCache cache;
     Runner runner;
-    const auto miss = runner.run(cache.seat_map(7));
+    const auto miss = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_FALSE(miss.value);
     const auto map = seat_map_of(7, 50);
     runner.run(cache.put_seat_map(7, map, miss.generation));
-    const auto hit = runner.run(cache.seat_map(7));
+    const auto hit = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_EQ(hit.value, map);
     EXPECT_EQ(hit.generation, miss.generation);
 
-    const auto list_miss = runner.run(cache.schedules(3));
+    const auto list_miss = runner.run(cache.schedules(3, starting_now()));
     EXPECT_FALSE(list_miss.value);
     const auto list = list_of(2);
     runner.run(cache.put_schedules(3, list, list_miss.generation));
-    EXPECT_EQ(runner.run(cache.schedules(3)).value, list);
+    EXPECT_EQ(runner.run(cache.schedules(3, starting_now())).value, list);
 }
 
 TEST(MemoryCatalogCache, PutAfterInvalidateIsIgnored) {
     MemoryCatalogCache cache;
     Runner runner;
-    const auto seen = runner.run(cache.seat_map(7));          // a loader looks...
-    const auto seen_list = runner.run(cache.schedules(3));
+    const auto seen = runner.run(cache.seat_map(7, starting_now()));          // a loader looks...
+    const auto seen_list = runner.run(cache.schedules(3, starting_now()));
     runner.run(cache.invalidate(3, 7));                        // ...a hold commits...
     runner.run(cache.put_seat_map(7, seat_map_of(7, 1), seen.generation));  // ...stale put
     runner.run(cache.put_schedules(3, list_of(1), seen_list.generation));
-    const auto after = runner.run(cache.seat_map(7));
+    const auto after = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_FALSE(after.value);
     EXPECT_GT(after.generation, seen.generation);
-    EXPECT_FALSE(runner.run(cache.schedules(3)).value);
+    EXPECT_FALSE(runner.run(cache.schedules(3, starting_now())).value);
 
     const auto fresh = seat_map_of(7, 2);
     runner.run(cache.put_seat_map(7, fresh, after.generation));
-    EXPECT_EQ(runner.run(cache.seat_map(7)).value, fresh);
+    EXPECT_EQ(runner.run(cache.seat_map(7, starting_now())).value, fresh);
 }
 
 TEST(MemoryCatalogCache, InvalidateDropsBothKeysAndOnlyThem) {
@@ -82,22 +86,22 @@ TEST(MemoryCatalogCache, InvalidateDropsBothKeysAndOnlyThem) {
         runner.run(cache.put_schedules(concert, list_of(2), 0));
     }
     runner.run(cache.invalidate(3, 7));
-    EXPECT_FALSE(runner.run(cache.seat_map(7)).value);
-    EXPECT_FALSE(runner.run(cache.schedules(3)).value);
-    EXPECT_TRUE(runner.run(cache.seat_map(8)).value);
-    EXPECT_TRUE(runner.run(cache.schedules(4)).value);
+    EXPECT_FALSE(runner.run(cache.seat_map(7, starting_now())).value);
+    EXPECT_FALSE(runner.run(cache.schedules(3, starting_now())).value);
+    EXPECT_TRUE(runner.run(cache.seat_map(8, starting_now())).value);
+    EXPECT_TRUE(runner.run(cache.schedules(4, starting_now())).value);
 }
 
 TEST(MemoryCatalogCache, StalePutNeverOverwritesANewerValue) {
     MemoryCatalogCache cache;
     Runner runner;
-    const auto slow = runner.run(cache.seat_map(7));  // a slow loader looks first
+    const auto slow = runner.run(cache.seat_map(7, starting_now()));  // a slow loader looks first
     runner.run(cache.invalidate(3, 7));
-    const auto fast = runner.run(cache.seat_map(7));
+    const auto fast = runner.run(cache.seat_map(7, starting_now()));
     const auto newer = seat_map_of(7, 3);
     runner.run(cache.put_seat_map(7, newer, fast.generation));
     runner.run(cache.put_seat_map(7, seat_map_of(7, 1), slow.generation));
-    EXPECT_EQ(runner.run(cache.seat_map(7)).value, newer);
+    EXPECT_EQ(runner.run(cache.seat_map(7, starting_now())).value, newer);
 }
 
 TEST(MemoryCatalogCache, ConcurrentReadsPutsAndInvalidations) {
@@ -109,7 +113,7 @@ TEST(MemoryCatalogCache, ConcurrentReadsPutsAndInvalidations) {
             Runner runner;
             for (int i = 0; i < 20'000; ++i) {
                 const domain::ScheduleId schedule = (i * 7 + t) % 64;
-                const auto seen = runner.run(cache.seat_map(schedule));
+                const auto seen = runner.run(cache.seat_map(schedule, starting_now()));
                 if (seen.value) {
                     EXPECT_EQ(seen.value->schedule_id, schedule);
                 } else {
@@ -136,12 +140,12 @@ TEST(NullCatalogCache, AlwaysMisses) {
     Runner runner;
     runner.run(cache.put_seat_map(7, seat_map_of(7, 5), 0));
     runner.run(cache.put_schedules(3, list_of(1), 0));
-    const auto map = runner.run(cache.seat_map(7));
+    const auto map = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_FALSE(map.value);
     EXPECT_EQ(map.generation, 0u);
-    EXPECT_FALSE(runner.run(cache.schedules(3)).value);
+    EXPECT_FALSE(runner.run(cache.schedules(3, starting_now())).value);
     runner.run(cache.invalidate(3, 7));
-    EXPECT_FALSE(runner.run(cache.seat_map(7)).value);
+    EXPECT_FALSE(runner.run(cache.seat_map(7, starting_now())).value);
 }
 
 }  // namespace

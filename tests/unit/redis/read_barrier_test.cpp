@@ -33,6 +33,9 @@
 namespace concertd::redis {
 namespace {
 
+// The start of a read that begins at the call (CatalogCache's `since`).
+app::ReadStart starting_now() { return std::chrono::steady_clock::now(); }
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using domain::DependencyUnavailable;
@@ -160,7 +163,7 @@ struct Process {
     }
     // A cached copy of schedule `schedule` at `price`, in Redis and in this process's layer.
     void cache_seat_map(domain::ScheduleId schedule, domain::Won price) {
-        const auto miss = run(cache.seat_map(schedule));
+        const auto miss = run(cache.seat_map(schedule, starting_now()));
         run(cache.put_seat_map(schedule,
                                std::make_shared<const domain::SeatMap>(seat_map_of(schedule, price)),
                                miss.generation));
@@ -198,7 +201,7 @@ struct BusyProcess : Process {
     asio::awaitable<void> read_loop(std::string token) {
         while (!stopping) {
             co_await queue.find(token);
-            co_await cache.seat_map(7);
+            co_await cache.seat_map(7, starting_now());
         }
     }
 
@@ -338,11 +341,11 @@ TEST_F(ReadBarrierTest, AnInvalidationInOneProcessIsSeenByTheNextReadInAnother) 
     writer.cache_seat_map(7, 1);
     reader.keep_reading(token, 8);
     for (domain::Won price = 2; price <= 16; ++price) {
-        const auto seen = reader.call(reader.cache.seat_map(7));
+        const auto seen = reader.call(reader.cache.seat_map(7, starting_now()));
         ASSERT_TRUE(seen.value);
         EXPECT_EQ(seen.value->seats.front().price_won, price - 1);
         writer.run(writer.cache.invalidate(1, 7));  // after a hold committed, before it answers
-        const auto after = reader.call(reader.cache.seat_map(7));
+        const auto after = reader.call(reader.cache.seat_map(7, starting_now()));
         EXPECT_FALSE(after.value) << "price " << price;  // nobody stored the new state yet
         writer.cache_seat_map(7, price);
     }
@@ -356,7 +359,7 @@ TEST_F(ReadBarrierTest, CacheKeysOfAThreadShareOneCall) {
     p.cache_seat_map(8, 1);
     const auto before = p.barrier.counters();
     std::vector<std::future<app::CacheLookup<domain::SeatMap>>> reads;
-    for (int i = 0; i < 10; ++i) reads.push_back(p.spawn(p.cache.seat_map(7 + i % 2)));
+    for (int i = 0; i < 10; ++i) reads.push_back(p.spawn(p.cache.seat_map(7 + i % 2, starting_now())));
     for (auto& read : reads) EXPECT_TRUE(p.wait(std::move(read)).value);
     const auto after = p.barrier.counters();
     EXPECT_EQ(after.calls - before.calls, 1u);
@@ -364,14 +367,71 @@ TEST_F(ReadBarrierTest, CacheKeysOfAThreadShareOneCall) {
     EXPECT_EQ(p.cache.counters().local_hits, 10u);
 }
 
+// As the seat-map handler reads: the key is named before the token check, so the one call that
+// checks the token also confirms the local copy.
+TEST_F(ReadBarrierTest, AnExpectedReadChecksItsTokenAndItsCopyInOneCall) {
+    Process p;
+    const std::string token = p.admitted_token(1);
+    p.cache_seat_map(7, 1);
+    ASSERT_TRUE(p.find(token));  // the secret is loaded from here on
+    const auto before = p.barrier.counters();
+    const auto read = [&]() -> asio::awaitable<app::CacheLookup<domain::SeatMap>> {
+        const auto since = starting_now();
+        co_await p.cache.expect_seat_map(7);
+        EXPECT_TRUE(co_await p.queue.find(token));
+        co_return co_await p.cache.seat_map(7, since);
+    };
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(p.run(read()).value);
+    const auto after = p.barrier.counters();
+    EXPECT_EQ(after.calls - before.calls, 3u);
+    EXPECT_EQ(after.early - before.early, 3u);
+    EXPECT_EQ(after.versions - before.versions, 3u);
+}
+
+// An expectation no read waits for (a forged token never reaches the barrier) sends nothing.
+TEST_F(ReadBarrierTest, AnExpectationAloneMakesNoCall) {
+    Process p;
+    p.cache_seat_map(7, 1);
+    const auto before = p.barrier.counters();
+    p.run(p.cache.expect_seat_map(7));
+    EXPECT_EQ(p.barrier.counters().calls, before.calls);
+    EXPECT_TRUE(p.run(p.cache.seat_map(7, starting_now())).value);  // its own call, as before
+    EXPECT_EQ(p.barrier.counters().calls - before.calls, 1u);
+}
+
+// The last call serves only reads that began before it was sent: a read that began after an
+// invalidation answered sees it, one that began before the call may still see the older copy.
+TEST_F(ReadBarrierTest, AnEarlierCallServesOnlyReadsThatBeganBeforeIt) {
+    Process writer;
+    Process p;
+    const std::string token = writer.admitted_token(1);
+    writer.cache_seat_map(7, 1);
+    p.cache_seat_map(7, 1);
+    ASSERT_TRUE(p.find(token));
+    const auto reads = [&]() -> asio::awaitable<std::pair<bool, bool>> {
+        const auto first_since = starting_now();
+        co_await p.cache.expect_seat_map(7);
+        EXPECT_TRUE(co_await p.queue.find(token));
+        EXPECT_TRUE((co_await p.cache.seat_map(7, first_since)).value);
+        writer.run(writer.cache.invalidate(1, 7));  // a hold answers in another process
+        const auto later_since = starting_now();
+        const bool began_before = (co_await p.cache.seat_map(7, first_since)).value != nullptr;
+        const bool began_after = (co_await p.cache.seat_map(7, later_since)).value != nullptr;
+        co_return std::pair{began_before, began_after};
+    };
+    const auto [began_before, began_after] = p.run(reads());
+    EXPECT_TRUE(began_before);  // the call was sent after it began: as good as its own
+    EXPECT_FALSE(began_after);  // nobody stored the new state yet
+}
+
 TEST_F(ReadBarrierTest, TheLocalCopyIsNotServedOnceRedisLostTheValue) {
     Process p;
     p.cache_seat_map(7, 1);
     admin->run(admin->client.command({"DEL", "concertd:cache:sm:7"}));  // the safety TTL ran out
-    EXPECT_FALSE(p.run(p.cache.seat_map(7)).value);
+    EXPECT_FALSE(p.run(p.cache.seat_map(7, starting_now())).value);
     p.cache_seat_map(7, 2);
     admin->run(admin->client.command({"FLUSHALL"}));
-    const auto lost = p.run(p.cache.seat_map(7));
+    const auto lost = p.run(p.cache.seat_map(7, starting_now()));
     EXPECT_FALSE(lost.value);
 }
 
@@ -389,7 +449,7 @@ TEST_F(ReadBarrierTest, WhenRedisIsDownEveryReadOfTheBatchFails) {
     std::vector<std::future<app::CacheLookup<domain::SeatMap>>> lookups;
     for (int i = 0; i < 5; ++i) {
         finds.push_back(p.spawn(p.queue.find(token)));
-        lookups.push_back(p.spawn(p.cache.seat_map(7)));
+        lookups.push_back(p.spawn(p.cache.seat_map(7, starting_now())));
     }
     for (auto& find : finds) EXPECT_THROW(p.wait(std::move(find)), DependencyUnavailable);
     for (auto& lookup : lookups) EXPECT_THROW(p.wait(std::move(lookup)), DependencyUnavailable);

@@ -43,6 +43,9 @@
 namespace concertd::redis {
 namespace {
 
+// The start of a read that begins at the call (CatalogCache's `since`).
+app::ReadStart starting_now() { return std::chrono::steady_clock::now(); }
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -921,7 +924,7 @@ TEST(RedisCacheEncodingTest, AnythingElseDecodesToNothing) {
 struct CacheProcess : Process {
     CacheProcess() : cache(client) {}
     app::CacheLookup<domain::SeatMap> seat_map(domain::ScheduleId schedule) {
-        return run(cache.seat_map(schedule));
+        return run(cache.seat_map(schedule, starting_now()));
     }
     void put(domain::ScheduleId schedule, domain::SeatMap map, std::uint64_t generation) {
         run(cache.put_seat_map(schedule, std::make_shared<const domain::SeatMap>(std::move(map)),
@@ -957,11 +960,11 @@ TEST_F(RedisCatalogCacheTest, MissPutHitAndTheInProcessLayer) {
     EXPECT_EQ(again.value, remote.value);  // the same decoded object, from b's layer
     EXPECT_EQ(b.cache.counters().local_hits, 1u);
 
-    const auto list_miss = a.run(a.cache.schedules(3));
+    const auto list_miss = a.run(a.cache.schedules(3, starting_now()));
     EXPECT_FALSE(list_miss.value);
     a.run(a.cache.put_schedules(3, std::make_shared<const app::ScheduleList>(1),
                                 list_miss.generation));
-    EXPECT_EQ(b.run(b.cache.schedules(3)).value->size(), 1u);
+    EXPECT_EQ(b.run(b.cache.schedules(3, starting_now())).value->size(), 1u);
 }
 
 TEST_F(RedisCatalogCacheTest, AnInvalidationByAnotherProcessIsSeenAtOnce) {
@@ -993,7 +996,7 @@ TEST_F(RedisCatalogCacheTest, ASlowLoadersPutAfterAnInvalidationIsRefused) {
     loader.put(7, seat_map_of(7, 50), seen.generation);  // its state is older than the commit
     EXPECT_FALSE(loader.seat_map(7).value);
     EXPECT_FALSE(writer.seat_map(7).value);
-    const auto list = writer.run(writer.cache.schedules(1));  // the concert's list is bumped too
+    const auto list = writer.run(writer.cache.schedules(1, starting_now()));  // the concert's list is bumped too
     EXPECT_GT(list.generation, 0u);
 }
 
@@ -1021,7 +1024,7 @@ TEST_F(RedisCatalogCacheTest, TheLocalCopyNeverOutlivesRedisOrRedisLosingItsData
 // A use case's read: look up, load on a miss (counting loads, slowly), put.
 asio::awaitable<void> read_through(RedisCatalogCache& cache, std::atomic<int>& loads,
                                    std::atomic<int>& served) {
-    auto cached = co_await cache.seat_map(7);
+    auto cached = co_await cache.seat_map(7, starting_now());
     if (!cached.value) {
         ++loads;
         co_await sleep_for(20ms);  // the database
@@ -1062,7 +1065,7 @@ TEST_F(RedisCatalogCacheTest, WaitersLoadAnywayWhenTheLoaderNeverPuts) {
     std::atomic<int> misses{0};
     Clock::time_point started = Clock::now();
     auto reader = [&]() -> asio::awaitable<void> {
-        const auto lookup = co_await process.cache.seat_map(404);  // no such schedule
+        const auto lookup = co_await process.cache.seat_map(404, starting_now());  // no such schedule
         if (!lookup.value) ++misses;
     };
     std::vector<asio::awaitable<void>> readers;
