@@ -54,6 +54,7 @@ def main():
     s = w.Settings(False)
     s.vegeta_read_rate, s.vegeta_seconds = args.rate, args.seconds
     work = pathlib.Path(tempfile.mkdtemp(prefix="concertd-probe-"))
+    work.chmod(0o755)  # PostgreSQL runs as its own user
     pg, redis = Postgres(work / "pg").start(), Redis(work / "redis").start()
     url = pg.create_database("probe")
     servers = [Concertd(b, work / f"c{i}", f"c{i}", url, redis.url).start() for i, b in enumerate(args.binaries)]
