@@ -9,31 +9,38 @@
 
 namespace concertd::adapters {
 
-// Rows of (schedule id, starts_at ms, total_seats, seat status, hold_expires_at ms) ordered by
-// schedule, one per non-available seat (status NULL: a schedule with none; schedule id NULL: a
-// concert with no schedule) → the schedules with their sold seats and hold expiries.
+// Rows of (schedule id, starts_at ms, total_seats) → the dates (a NULL id, from a concert with
+// none, is skipped).
 template <class Rows>
-std::vector<domain::ScheduleSummary> read_schedule_summaries(const Rows& rows) {
-    std::vector<domain::ScheduleSummary> schedules;
+std::vector<domain::ScheduleDate> read_schedule_dates(const Rows& rows) {
+    std::vector<domain::ScheduleDate> dates;
+    dates.reserve(static_cast<std::size_t>(rows.rows()));
     for (int row = 0; row < rows.rows(); ++row) {
         if (rows.is_null(row, 0)) continue;
-        domain::ScheduleId id = rows.int64(row, 0);
-        if (schedules.empty() || schedules.back().id != id) {
-            domain::ScheduleSummary summary;
-            summary.id = id;
-            summary.starts_at = domain::TimePoint(std::chrono::milliseconds(rows.int64(row, 1)));
-            summary.total_seats = static_cast<std::int32_t>(rows.int64(row, 2));
-            schedules.push_back(std::move(summary));
-        }
-        if (rows.is_null(row, 3)) continue;
-        auto& summary = schedules.back();
-        if (rows.text(row, 3) == "SOLD") {
-            ++summary.sold_seats;
-        } else if (auto expiry = rows.optional_int64(row, 4)) {
-            summary.hold_expiries.push_back(domain::TimePoint(std::chrono::milliseconds(*expiry)));
+        dates.push_back({rows.int64(row, 0),
+                         domain::TimePoint(std::chrono::milliseconds(rows.int64(row, 1))),
+                         static_cast<std::int32_t>(rows.int64(row, 2))});
+    }
+    return dates;
+}
+
+// Rows of (schedule id, seat status, hold_expires_at ms) ordered by schedule, one per
+// non-available seat (status NULL: a schedule with none) → each schedule's usage.
+template <class Rows>
+std::vector<domain::ScheduleUsage> read_schedule_usage(const Rows& rows) {
+    std::vector<domain::ScheduleUsage> usages;
+    for (int row = 0; row < rows.rows(); ++row) {
+        const domain::ScheduleId id = rows.int64(row, 0);
+        if (usages.empty() || usages.back().schedule_id != id) usages.push_back({id, 0, {}});
+        if (rows.is_null(row, 1)) continue;
+        auto& usage = usages.back();
+        if (rows.text(row, 1) == "SOLD") {
+            ++usage.sold_seats;
+        } else if (auto expiry = rows.optional_int64(row, 2)) {
+            usage.hold_expiries.push_back(domain::TimePoint(std::chrono::milliseconds(*expiry)));
         }
     }
-    return schedules;
+    return usages;
 }
 
 // Rows of (seat_no, price, status, hold_expires_at ms) ordered by seat_no → the seat map.

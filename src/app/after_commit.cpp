@@ -4,13 +4,13 @@
 
 namespace concertd::app {
 
-Task<void> AfterCommit::invalidate(ConcertId concert, ScheduleId schedule) {
+Task<void> AfterCommit::invalidate(ScheduleId schedule) {
     try {
-        co_await cache_.invalidate(concert, schedule);
+        co_await cache_.invalidate(schedule);
         co_return;
     } catch (const DependencyUnavailable&) {
     }
-    keep_invalidation(concert, schedule);
+    keep_invalidation(schedule);
 }
 
 Task<void> AfterCommit::expire_token(UserId user) {
@@ -22,10 +22,10 @@ Task<void> AfterCommit::expire_token(UserId user) {
     keep_expiry(user);
 }
 
-void AfterCommit::keep_invalidation(ConcertId concert, ScheduleId schedule) {
+void AfterCommit::keep_invalidation(ScheduleId schedule) {
     std::lock_guard lock(mutex_);
     if (invalidations_.size() >= kPendingMax) invalidations_.erase(invalidations_.begin());
-    invalidations_.emplace(concert, schedule);
+    invalidations_.insert(schedule);
     stats_.after_commit_deferred.add();
 }
 
@@ -37,7 +37,7 @@ void AfterCommit::keep_expiry(UserId user) {
 }
 
 Task<std::size_t> AfterCommit::retry_pending() {
-    std::vector<std::pair<ConcertId, ScheduleId>> invalidations;
+    std::vector<ScheduleId> invalidations;
     std::vector<UserId> expiries;
     {
         std::lock_guard lock(mutex_);
@@ -47,7 +47,7 @@ Task<std::size_t> AfterCommit::retry_pending() {
         expiries_.clear();
     }
     // Each failure is kept again by invalidate() / expire_token().
-    for (auto [concert, schedule] : invalidations) co_await invalidate(concert, schedule);
+    for (auto schedule : invalidations) co_await invalidate(schedule);
     for (auto user : expiries) co_await expire_token(user);
     co_return pending();
 }

@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <mutex>
 #include <set>
-#include <utility>
 
 #include "app/ports/catalog_cache.hpp"
 #include "app/ports/storage.hpp"
@@ -25,21 +24,21 @@ public:
     AfterCommit(CatalogCache& cache, WaitingQueue& queue, AppStats& stats)
         : cache_(cache), queue_(queue), stats_(stats) {}
 
-    Task<void> invalidate(ConcertId concert, ScheduleId schedule);
+    Task<void> invalidate(ScheduleId schedule);
     Task<void> expire_token(UserId user);
     // Does the kept effects again; returns how many are still pending.
     Task<std::size_t> retry_pending();
     std::size_t pending() const;
 
 private:
-    void keep_invalidation(ConcertId concert, ScheduleId schedule);
+    void keep_invalidation(ScheduleId schedule);
     void keep_expiry(UserId user);
 
     CatalogCache& cache_;
     WaitingQueue& queue_;
     AppStats& stats_;
     mutable std::mutex mutex_;  // never held across a co_await
-    std::set<std::pair<ConcertId, ScheduleId>> invalidations_;
+    std::set<ScheduleId> invalidations_;
     std::set<UserId> expiries_;
 };
 

@@ -55,7 +55,7 @@ Task<std::int64_t> BackgroundJobs::admit_once() {
 Task<std::size_t> BackgroundJobs::sweep_once() {
     auto expired = co_await ports_.reservations.expire_due(ports_.clock.now(), intervals_.sweep_batch);
     for (const auto& reservation : expired) {
-        co_await ports_.after_commit.invalidate(reservation.concert_id, reservation.schedule_id);
+        co_await ports_.after_commit.invalidate(reservation.schedule_id);
     }
     ports_.stats.holds_expired.add(expired.size());
     co_return expired.size();

@@ -7,7 +7,7 @@
 namespace concertd::app {
 
 struct CatalogService::Loads {
-    SharedLoads<ConcertId, std::shared_ptr<const ScheduleList>> schedules;  // null: no concert
+    SharedLoads<ConcertId, std::shared_ptr<const ScheduleDates>> schedules;  // null: no concert
     SharedLoads<ScheduleId, std::shared_ptr<const SeatMap>> seat_maps;    // null: no schedule
 };
 
@@ -55,29 +55,77 @@ Task<Result<ConcertSchedules>> CatalogService::schedules(ConcertId concert, Read
     if (!is_valid_id(concert)) co_return Refusal{Rejection::kValidationFailed, "concertId must be positive"};
     // The cache is an optimization: when it is down (Redis), reads go to the database. Caught
     // here rather than in a helper coroutine: one frame less per cached read.
-    CacheLookup<ScheduleList> cached;
+    CacheLookup<ScheduleDates> cached;
     try {
         cached = co_await ports_.cache.schedules(concert, since);
     } catch (const DependencyUnavailable&) {
         ports_.stats.cache_errors.add();
     }
-    auto list = cached.value;
-    if (list) {
-        ports_.stats.cache_hits.add();
-    } else {
-        ports_.stats.cache_misses.add();
-        list = co_await load_on_miss(
+    auto dates = cached.value;
+    if (!dates) {
+        dates = co_await load_on_miss(
             loads_->schedules, concert, [&] { return ports_.catalog.list_schedules(concert); },
             [&](auto fresh) { return ports_.cache.put_schedules(concert, fresh, cached.generation); },
             ports_.stats);
-        if (!list) co_return Refusal{Rejection::kNotFound, "no such concert"};
+        if (!dates) co_return Refusal{Rejection::kNotFound, "no such concert"};
     }
-    // Future dates only; entries hold raw state, so the filter runs on every read.
-    auto now = ports_.clock.now();
+    // Future dates only; usage entries hold raw state, so availability is reckoned at each read.
+    const auto now = ports_.clock.now();
     ConcertSchedules result{concert, {}};
-    std::copy_if(list->begin(), list->end(), std::back_inserter(result.schedules),
-                 [now](const ScheduleSummary& s) { return s.starts_at > now; });
+    std::vector<ScheduleId> future;
+    for (const ScheduleDate& date : *dates) {
+        if (date.starts_at > now) {
+            result.schedules.push_back({date, nullptr});
+            future.push_back(date.id);
+        }
+    }
+    bool loaded = !cached.value;
+    auto usages = co_await usage_of(future, since, loaded);
+    // A schedule whose usage the database did not return is gone: left out.
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < usages.size(); ++i) {
+        if (!usages[i]) continue;
+        result.schedules[kept] = std::move(result.schedules[i]);
+        result.schedules[kept++].usage = std::move(usages[i]);
+    }
+    result.schedules.resize(kept);
+    // Counted per read: a hit when the whole list came from the cache.
+    (loaded ? ports_.stats.cache_misses : ports_.stats.cache_hits).add();
     co_return result;
+}
+
+Task<std::vector<std::shared_ptr<const ScheduleUsage>>> CatalogService::usage_of(
+    const std::vector<ScheduleId>& schedules, ReadStart since, bool& loaded) {
+    std::vector<CacheLookup<ScheduleUsage>> cached(schedules.size());
+    try {
+        cached = co_await ports_.cache.usage(schedules, since);
+    } catch (const DependencyUnavailable&) {
+        ports_.stats.cache_errors.add();
+    }
+    std::vector<std::shared_ptr<const ScheduleUsage>> usages(schedules.size());
+    std::vector<ScheduleId> missing;
+    for (std::size_t i = 0; i < schedules.size(); ++i) {
+        usages[i] = std::move(cached[i].value);
+        if (!usages[i]) missing.push_back(schedules[i]);
+    }
+    if (missing.empty()) co_return usages;
+    loaded = true;
+    auto rows = co_await ports_.catalog.schedule_usage(missing);
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.schedule_id < b.schedule_id; });
+    for (std::size_t i = 0; i < schedules.size(); ++i) {
+        if (usages[i]) continue;
+        const auto found = std::lower_bound(
+            rows.begin(), rows.end(), schedules[i],
+            [](const ScheduleUsage& usage, ScheduleId id) { return usage.schedule_id < id; });
+        if (found != rows.end() && found->schedule_id == schedules[i]) {
+            usages[i] = std::make_shared<const ScheduleUsage>(std::move(*found));
+        }
+        // Also with nothing found: the put ends this reader's turn as the key's loader.
+        co_await put_or_skip(
+            [&] { return ports_.cache.put_usage(schedules[i], usages[i], cached[i].generation); });
+    }
+    co_return usages;
 }
 
 Task<Result<std::shared_ptr<const SeatMap>>> CatalogService::seat_map(ScheduleId schedule,

@@ -39,8 +39,7 @@ Task<Result<PaymentReceipt>> PaymentService::pay(UserId user, ReservationId rese
     ports_.stats.payments_succeeded.add();
     // After the commit: the token is spent, and the sold seat must not be read as held.
     co_await ports_.after_commit.expire_token(user);
-    co_await ports_.after_commit.invalidate(paid->reservation.concert_id,
-                                            paid->reservation.schedule_id);
+    co_await ports_.after_commit.invalidate(paid->reservation.schedule_id);
     co_return paid;
 }
 

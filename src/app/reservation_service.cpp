@@ -63,7 +63,7 @@ Task<Result<Reservation>> ReservationService::hold_seat(HoldCommand command) {
                     : co_await ports_.reservations.hold(command);
     if (held) {
         ports_.stats.holds_succeeded.add();
-        co_await ports_.after_commit.invalidate(held->concert_id, schedule);
+        co_await ports_.after_commit.invalidate(schedule);
     } else if (held.refusal().code == Rejection::kSeatUnavailable) {
         ports_.stats.holds_rejected.add();
     }

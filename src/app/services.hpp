@@ -64,9 +64,15 @@ private:
     Ports& ports_;
 };
 
+// A line of the dates list: the date, and its seats taken as stored.
+struct ScheduleLine {
+    ScheduleDate date;
+    std::shared_ptr<const ScheduleUsage> usage;  // never null
+};
+
 struct ConcertSchedules {
     ConcertId concert_id = 0;
-    std::vector<ScheduleSummary> schedules;  // future ones, by start time
+    std::vector<ScheduleLine> schedules;  // future ones, by start time
 };
 
 class CatalogService {
@@ -83,6 +89,11 @@ public:
     Task<void> expect_seat_map(ScheduleId schedule);
 
 private:
+    // The usage of each schedule (null: none such), cached or loaded (one query for all the
+    // misses; `loaded` is set then).
+    Task<std::vector<std::shared_ptr<const ScheduleUsage>>> usage_of(
+        const std::vector<ScheduleId>& schedules, ReadStart since, bool& loaded);
+
     struct Loads;  // cache misses of one key share database loads (app/shared_loads.hpp)
     Ports& ports_;
     std::unique_ptr<Loads> loads_;

@@ -62,7 +62,7 @@ SeatStatus SeatState::status_at(TimePoint now) const {
     return stored_status;
 }
 
-std::int32_t ScheduleSummary::available_seats_at(TimePoint now) const {
+std::int32_t ScheduleUsage::available_seats_at(std::int32_t total_seats, TimePoint now) const {
     auto live_holds = std::count_if(hold_expiries.begin(), hold_expiries.end(),
                                     [now](TimePoint expiry) { return expiry > now; });
     return total_seats - sold_seats - static_cast<std::int32_t>(live_holds);

@@ -55,14 +55,21 @@ struct SeatMap {
     std::vector<SeatState> seats;  // ordered by seat_no
 };
 
-struct ScheduleSummary {
+// A date of a concert: fixed when the concert is created.
+struct ScheduleDate {
     ScheduleId id = 0;
     TimePoint starts_at;
     std::int32_t total_seats = 0;
+};
+
+// A schedule's seats that are not AVAILABLE as stored: it changes with every hold and sale.
+struct ScheduleUsage {
+    ScheduleId schedule_id = 0;
     std::int32_t sold_seats = 0;
     std::vector<TimePoint> hold_expiries;  // one per stored HELD seat
 
-    std::int32_t available_seats_at(TimePoint now) const;
+    // Of the schedule's `total_seats`, those free at `now` (a hold past its time frees its seat).
+    std::int32_t available_seats_at(std::int32_t total_seats, TimePoint now) const;
 };
 
 struct Reservation {

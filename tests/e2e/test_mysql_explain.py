@@ -92,12 +92,16 @@ QUERIES = [
     ("seat map by schedule", "mysql_catalog_store.cpp",
      "SELECT seat_no, price, status, hold_expires_at FROM seats WHERE schedule_id = ? ORDER BY seat_no",
      ["1234"], False),
-    ("schedules of a concert with their taken seats", "mysql_catalog_store.cpp",
-     "SELECT sc.id, sc.starts_at, sc.total_seats, s.status, s.hold_expires_at"
+    ("dates of a concert", "mysql_catalog_store.cpp",
+     "SELECT sc.id, sc.starts_at, sc.total_seats"
      " FROM concerts c LEFT JOIN schedules sc ON sc.concert_id = c.id"
-     " LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
      " WHERE c.id = ? ORDER BY sc.starts_at, sc.id",
      ["17"], False),
+    ("taken seats of some schedules (dates list usage, 4 ids)", "mysql_catalog_store.cpp",
+     "SELECT sc.id, s.status, s.hold_expires_at"
+     " FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
+     f" WHERE sc.id IN (?{IDS}) ORDER BY sc.id",
+     ["1234", ", 1235, 1236, 1236"], False),
     # --- holds. The schedule's columns come from scalar subqueries: FOR UPDATE on a join would
     # also lock the schedule row (MariaDB has no FOR UPDATE OF), and every hold and payment of
     # that schedule would queue on it (docs/mysql.md).

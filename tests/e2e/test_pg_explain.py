@@ -52,11 +52,16 @@ QUERIES = [
     ("seat map by schedule", "pg_catalog_store.cpp",
      "SELECT seat_no, price, status, hold_expires_at FROM seats WHERE schedule_id = $1 ORDER BY seat_no",
      ["1234"]),
-    ("schedules of a concert with their taken seats", "pg_catalog_store.cpp",
-     "SELECT sc.id, sc.starts_at, sc.total_seats, s.status, s.hold_expires_at"
-     " FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
-     " WHERE sc.concert_id = $1 ORDER BY sc.starts_at, sc.id",
+    ("dates of a concert", "pg_catalog_store.cpp",
+     "SELECT sc.id, sc.starts_at, sc.total_seats"
+     " FROM concerts c LEFT JOIN schedules sc ON sc.concert_id = c.id"
+     " WHERE c.id = $1 ORDER BY sc.starts_at, sc.id",
      ["17"]),
+    ("taken seats of some schedules (dates list usage)", "pg_catalog_store.cpp",
+     "SELECT sc.id, s.status, s.hold_expires_at"
+     " FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
+     " WHERE sc.id = ANY($1::bigint[]) ORDER BY sc.id",
+     ["'{1234,1235,1236}'"]),
     # --- holds: pg_reservation_store.cpp
     ("seat by schedule and number (hold read)", "pg_reservation_store.cpp",
      SEAT_SELECT + " FOR UPDATE OF s",

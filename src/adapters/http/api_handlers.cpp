@@ -186,11 +186,11 @@ awaitable<Response> ApiHandlers::list_schedules(const Request& request, const Ro
     auto at = now();
     json::array items;
     items.reserve(found->schedules.size());
-    for (const auto& schedule : found->schedules) {
-        items.push_back(json::object{{"scheduleId", schedule.id},
-                                     {"startsAt", format_iso8601(schedule.starts_at)},
-                                     {"availableSeats", schedule.available_seats_at(at)},
-                                     {"totalSeats", schedule.total_seats}});
+    for (const auto& [date, usage] : found->schedules) {
+        items.push_back(json::object{{"scheduleId", date.id},
+                                     {"startsAt", format_iso8601(date.starts_at)},
+                                     {"availableSeats", usage->available_seats_at(date.total_seats, at)},
+                                     {"totalSeats", date.total_seats}});
     }
     co_return json_response(200, json::object{{"concertId", *concert}, {"schedules", std::move(items)}});
 }

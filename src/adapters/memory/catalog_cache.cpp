@@ -71,22 +71,36 @@ boost::asio::awaitable<void> MemoryCatalogCache::put_seat_map(
     co_return;
 }
 
-boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> MemoryCatalogCache::schedules(
+boost::asio::awaitable<app::CacheLookup<app::ScheduleDates>> MemoryCatalogCache::schedules(
     domain::ConcertId concert, app::ReadStart) {
     co_return lookup(&Shard::schedules, concert);
 }
 
 boost::asio::awaitable<void> MemoryCatalogCache::put_schedules(
-    domain::ConcertId concert, std::shared_ptr<const app::ScheduleList> list,
+    domain::ConcertId concert, std::shared_ptr<const app::ScheduleDates> dates,
     std::uint64_t generation) {
-    store(&Shard::schedules, concert, std::move(list), generation);
+    store(&Shard::schedules, concert, std::move(dates), generation);
     co_return;
 }
 
-boost::asio::awaitable<void> MemoryCatalogCache::invalidate(domain::ConcertId concert,
-                                                            domain::ScheduleId schedule) {
+boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>>
+MemoryCatalogCache::usage(std::span<const domain::ScheduleId> schedules, app::ReadStart) {
+    std::vector<app::CacheLookup<domain::ScheduleUsage>> found;
+    found.reserve(schedules.size());
+    for (const domain::ScheduleId schedule : schedules) found.push_back(lookup(&Shard::usage, schedule));
+    co_return found;
+}
+
+boost::asio::awaitable<void> MemoryCatalogCache::put_usage(
+    domain::ScheduleId schedule, std::shared_ptr<const domain::ScheduleUsage> usage,
+    std::uint64_t generation) {
+    if (usage) store(&Shard::usage, schedule, std::move(usage), generation);
+    co_return;
+}
+
+boost::asio::awaitable<void> MemoryCatalogCache::invalidate(domain::ScheduleId schedule) {
     bump(&Shard::seat_maps, schedule);
-    bump(&Shard::schedules, concert);
+    bump(&Shard::usage, schedule);
     co_return;
 }
 
@@ -101,17 +115,27 @@ boost::asio::awaitable<void> NullCatalogCache::put_seat_map(domain::ScheduleId,
     co_return;
 }
 
-boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> NullCatalogCache::schedules(
+boost::asio::awaitable<app::CacheLookup<app::ScheduleDates>> NullCatalogCache::schedules(
     domain::ConcertId, app::ReadStart) {
-    co_return app::CacheLookup<app::ScheduleList>{};
+    co_return app::CacheLookup<app::ScheduleDates>{};
 }
 
 boost::asio::awaitable<void> NullCatalogCache::put_schedules(
-    domain::ConcertId, std::shared_ptr<const app::ScheduleList>, std::uint64_t) {
+    domain::ConcertId, std::shared_ptr<const app::ScheduleDates>, std::uint64_t) {
     co_return;
 }
 
-boost::asio::awaitable<void> NullCatalogCache::invalidate(domain::ConcertId, domain::ScheduleId) {
+boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>>
+NullCatalogCache::usage(std::span<const domain::ScheduleId> schedules, app::ReadStart) {
+    co_return std::vector<app::CacheLookup<domain::ScheduleUsage>>(schedules.size());
+}
+
+boost::asio::awaitable<void> NullCatalogCache::put_usage(
+    domain::ScheduleId, std::shared_ptr<const domain::ScheduleUsage>, std::uint64_t) {
+    co_return;
+}
+
+boost::asio::awaitable<void> NullCatalogCache::invalidate(domain::ScheduleId) {
     co_return;
 }
 

@@ -1,9 +1,9 @@
-// In-process read caches of seat maps and date lists (SPEC §4 embedded mode), and the cache to
-// use when caching must be off.
+// In-process read caches of seat maps, schedule usage and concert dates (SPEC §4 embedded
+// mode), and the cache to use when caching must be off.
 //
-// MemoryCatalogCache guarantees, per key (seat maps by schedule, date lists by concert):
+// MemoryCatalogCache guarantees, per key (seat maps and usage by schedule, dates by concert):
 // - a lookup returns the stored value (or null) and the key's current generation;
-// - invalidate() bumps the generations of both keys it names and drops both values;
+// - invalidate() bumps the generations of the schedule's seat map and usage, drops both values;
 // - put() stores only if the generation passed is still the key's current one, so a loader that
 //   looked before an invalidation never puts back the older state.
 // Keys are spread over kShardCount mutex-guarded shards, so lookups of different keys from
@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "app/ports/catalog_cache.hpp"
 
@@ -37,13 +38,17 @@ public:
     boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                               std::shared_ptr<const domain::SeatMap> map,
                                               std::uint64_t generation) override;
-    boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> schedules(
+    boost::asio::awaitable<app::CacheLookup<app::ScheduleDates>> schedules(
         domain::ConcertId concert, app::ReadStart since) override;
     boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
-                                               std::shared_ptr<const app::ScheduleList> list,
+                                               std::shared_ptr<const app::ScheduleDates> dates,
                                                std::uint64_t generation) override;
-    boost::asio::awaitable<void> invalidate(domain::ConcertId concert,
-                                            domain::ScheduleId schedule) override;
+    boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>> usage(
+        std::span<const domain::ScheduleId> schedules, app::ReadStart since) override;
+    boost::asio::awaitable<void> put_usage(domain::ScheduleId schedule,
+                                           std::shared_ptr<const domain::ScheduleUsage> usage,
+                                           std::uint64_t generation) override;
+    boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) override;
 
 private:
     template <class T>
@@ -59,7 +64,8 @@ private:
     struct alignas(64) Shard {
         std::mutex mutex;
         SlotMap<domain::SeatMap> seat_maps;
-        SlotMap<app::ScheduleList> schedules;
+        SlotMap<app::ScheduleDates> schedules;
+        SlotMap<domain::ScheduleUsage> usage;
     };
 
     static std::size_t shard_index(std::int64_t key);
@@ -83,13 +89,17 @@ public:
     boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                               std::shared_ptr<const domain::SeatMap> map,
                                               std::uint64_t generation) override;
-    boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> schedules(
+    boost::asio::awaitable<app::CacheLookup<app::ScheduleDates>> schedules(
         domain::ConcertId concert, app::ReadStart since) override;
     boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
-                                               std::shared_ptr<const app::ScheduleList> list,
+                                               std::shared_ptr<const app::ScheduleDates> dates,
                                                std::uint64_t generation) override;
-    boost::asio::awaitable<void> invalidate(domain::ConcertId concert,
-                                            domain::ScheduleId schedule) override;
+    boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>> usage(
+        std::span<const domain::ScheduleId> schedules, app::ReadStart since) override;
+    boost::asio::awaitable<void> put_usage(domain::ScheduleId schedule,
+                                           std::shared_ptr<const domain::ScheduleUsage> usage,
+                                           std::uint64_t generation) override;
+    boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) override;
 };
 
 }  // namespace concertd::memory

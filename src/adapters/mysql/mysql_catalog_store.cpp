@@ -1,5 +1,8 @@
 #include "adapters/mysql/mysql_catalog_store.hpp"
 
+#include <algorithm>
+#include <string>
+
 #include "adapters/catalog_rows.hpp"
 #include "adapters/mysql/mysql_rows.hpp"
 
@@ -16,19 +19,40 @@ app::Task<std::vector<Concert>> MysqlCatalogStore::list_concerts() {
     co_return concerts;
 }
 
-app::Task<std::optional<std::vector<ScheduleSummary>>> MysqlCatalogStore::list_schedules(
+app::Task<std::optional<std::vector<ScheduleDate>>> MysqlCatalogStore::list_schedules(
     ConcertId concert) {
     auto conn = co_await pool_.acquire();
-    // One round trip: the concert (no row: it does not exist), each schedule (NULL: it has
-    // none) with its non-available seats (sold, or held with an expiry).
+    // One round trip: the concert (no row: it does not exist), each schedule (NULL: it has none).
     auto rows = co_await conn->execute(
-        "SELECT sc.id, sc.starts_at, sc.total_seats, s.status, s.hold_expires_at"
+        "SELECT sc.id, sc.starts_at, sc.total_seats"
         " FROM concerts c LEFT JOIN schedules sc ON sc.concert_id = c.id"
-        " LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
         " WHERE c.id = ? ORDER BY sc.starts_at, sc.id",
         {param(concert)}, pool_.options().statement_timeout);
     if (rows.rows() == 0) co_return std::nullopt;
-    co_return adapters::read_schedule_summaries(rows);
+    co_return adapters::read_schedule_dates(rows);
+}
+
+app::Task<std::vector<ScheduleUsage>> MysqlCatalogStore::schedule_usage(
+    std::vector<ScheduleId> schedules) {
+    if (schedules.empty()) co_return std::vector<ScheduleUsage>{};
+    // The id list padded to the next power of two by repeating the last id: a handful of
+    // prepared statements per connection, not one per list size.
+    std::size_t slots = 1;
+    while (slots < schedules.size()) slots *= 2;
+    std::string sql =
+        "SELECT sc.id, s.status, s.hold_expires_at"
+        " FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
+        " WHERE sc.id IN (?";
+    std::vector<MysqlParam> params;
+    params.reserve(slots);
+    for (std::size_t i = 0; i < slots; ++i) {
+        if (i > 0) sql += ", ?";
+        params.push_back(param(schedules[std::min(i, schedules.size() - 1)]));
+    }
+    sql += ") ORDER BY sc.id";
+    auto conn = co_await pool_.acquire();
+    auto rows = co_await conn->execute(sql, std::move(params), pool_.options().statement_timeout);
+    co_return adapters::read_schedule_usage(rows);
 }
 
 app::Task<std::optional<SeatMap>> MysqlCatalogStore::seat_map(ScheduleId schedule) {

@@ -10,8 +10,10 @@ class MysqlCatalogStore final : public app::CatalogStore, public app::Dependency
 public:
     explicit MysqlCatalogStore(MysqlPool& pool) : pool_(pool) {}
     app::Task<std::vector<domain::Concert>> list_concerts() override;
-    app::Task<std::optional<std::vector<domain::ScheduleSummary>>> list_schedules(
+    app::Task<std::optional<std::vector<domain::ScheduleDate>>> list_schedules(
         domain::ConcertId concert) override;
+    app::Task<std::vector<domain::ScheduleUsage>> schedule_usage(
+        std::vector<domain::ScheduleId> schedules) override;
     app::Task<std::optional<domain::SeatMap>> seat_map(domain::ScheduleId schedule) override;
     app::Task<app::CreatedConcert> create_concert(app::NewConcert concert,
                                                   domain::TimePoint now) override;

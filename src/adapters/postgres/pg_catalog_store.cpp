@@ -16,20 +16,29 @@ app::Task<std::vector<Concert>> PgCatalogStore::list_concerts() {
     co_return concerts;
 }
 
-app::Task<std::optional<std::vector<ScheduleSummary>>> PgCatalogStore::list_schedules(
+app::Task<std::optional<std::vector<ScheduleDate>>> PgCatalogStore::list_schedules(
     ConcertId concert) {
     auto conn = co_await pool_.acquire();
-    // One round trip: whether the concert exists, and each schedule with its non-available
-    // seats (sold, or held with an expiry).
-    std::vector<PgStatement> reads{
-        {"SELECT 1 FROM concerts WHERE id = $1", {param(concert)}},
-        {"SELECT sc.id, sc.starts_at, sc.total_seats, s.status, s.hold_expires_at"
-         " FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
-         " WHERE sc.concert_id = $1 ORDER BY sc.starts_at, sc.id",
-         {param(concert)}}};
-    auto results = co_await conn->pipeline(all(reads), pool_.options().statement_timeout);
-    if (results[0].rows() == 0) co_return std::nullopt;
-    co_return adapters::read_schedule_summaries(results[1]);
+    // One round trip: the concert (no row: it does not exist), each schedule (NULL: it has none).
+    auto rows = co_await conn->execute(
+        "SELECT sc.id, sc.starts_at, sc.total_seats"
+        " FROM concerts c LEFT JOIN schedules sc ON sc.concert_id = c.id"
+        " WHERE c.id = $1 ORDER BY sc.starts_at, sc.id",
+        {param(concert)}, pool_.options().statement_timeout);
+    if (rows.rows() == 0) co_return std::nullopt;
+    co_return adapters::read_schedule_dates(rows);
+}
+
+app::Task<std::vector<ScheduleUsage>> PgCatalogStore::schedule_usage(
+    std::vector<ScheduleId> schedules) {
+    if (schedules.empty()) co_return std::vector<ScheduleUsage>{};
+    auto conn = co_await pool_.acquire();
+    auto rows = co_await conn->execute(
+        "SELECT sc.id, s.status, s.hold_expires_at"
+        " FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
+        " WHERE sc.id = ANY($1::bigint[]) ORDER BY sc.id",
+        {param(int64_array(schedules))}, pool_.options().statement_timeout);
+    co_return adapters::read_schedule_usage(rows);
 }
 
 app::Task<std::optional<SeatMap>> PgCatalogStore::seat_map(ScheduleId schedule) {

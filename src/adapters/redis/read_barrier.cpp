@@ -372,6 +372,42 @@ asio::awaitable<VersionCheck> ReadBarrier::check_version(
     co_return batch->versions[*place].answer;
 }
 
+asio::awaitable<std::vector<VersionCheck>> ReadBarrier::check_versions(
+    std::span<const VersionKeys> keys, std::chrono::steady_clock::time_point since) {
+    const auto executor = co_await asio::this_coro::executor;
+    std::shared_ptr<Thread> thread = core_->thread_for(executor);
+    std::vector<VersionCheck> answers(keys.size());
+    const Batch* last = thread->last_answered && thread->last_answered->sent_at > since
+                            ? thread->last_answered.get()
+                            : nullptr;  // as in check_version
+    std::shared_ptr<Batch> batch;
+    std::vector<std::pair<std::size_t, std::size_t>> waiting;  // (key, its place in the batch)
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (last) {
+            if (auto answer = last->answered_version(keys[i].version_key)) {
+                core_->early.fetch_add(1, std::memory_order_relaxed);
+                answers[i] = *answer;
+                continue;
+            }
+        }
+        if (!batch) batch = thread->next_batch(executor, answer_wait_max_);
+        // One read, however many keys: the first key it registers counts it.
+        const auto place = batch->add_version(keys[i].version_key, keys[i].value_key, waiting.empty());
+        if (!place) {  // full: an empty check, the caller takes its own path for this key
+            core_->full.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        waiting.emplace_back(i, *place);
+    }
+    if (waiting.empty()) co_return answers;
+    start_sender(client_, core_, thread, executor);
+    boost::system::error_code ec;
+    if (!batch->done) std::tie(ec) = co_await batch->answered.async_wait(kUseTuple);
+    throw_unless_answered(*batch, ec);
+    for (const auto& [key, place] : waiting) answers[key] = batch->versions[place].answer;
+    co_return answers;
+}
+
 asio::awaitable<void> ReadBarrier::expect_version(std::string_view version_key,
                                                   std::string_view value_key) {
     const auto executor = co_await asio::this_coro::executor;

@@ -35,8 +35,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "adapters/redis/redis_client.hpp"
 
@@ -95,6 +97,14 @@ public:
     boost::asio::awaitable<VersionCheck> check_version(
         std::string_view version_key, std::string_view value_key,
         std::chrono::steady_clock::time_point since);
+    // check_version for several keys at once: one wait at most, for one call, whatever their
+    // number (a dates list checks the usage of each of its schedules).
+    struct VersionKeys {
+        std::string_view version_key;
+        std::string_view value_key;
+    };
+    boost::asio::awaitable<std::vector<VersionCheck>> check_versions(
+        std::span<const VersionKeys> keys, std::chrono::steady_clock::time_point since);
     // Asks for the key's version in the thread's next call without waiting for it: a read says
     // so before its token check, and its check_version then finds the answer in that call. A call
     // that would carry only expectations is not sent.

@@ -262,12 +262,17 @@ std::optional<domain::SeatMap> decode<domain::SeatMap>(std::string_view text) {
     return decode_seat_map(text);
 }
 template <>
-std::optional<app::ScheduleList> decode<app::ScheduleList>(std::string_view text) {
-    return decode_schedule_list(text);
+std::optional<app::ScheduleDates> decode<app::ScheduleDates>(std::string_view text) {
+    return decode_schedule_dates(text);
+}
+template <>
+std::optional<domain::ScheduleUsage> decode<domain::ScheduleUsage>(std::string_view text) {
+    return decode_schedule_usage(text);
 }
 
 std::string encode(const domain::SeatMap& map) { return encode_seat_map(map); }
-std::string encode(const app::ScheduleList& list) { return encode_schedule_list(list); }
+std::string encode(const app::ScheduleDates& dates) { return encode_schedule_dates(dates); }
+std::string encode(const domain::ScheduleUsage& usage) { return encode_schedule_usage(usage); }
 
 }  // namespace
 
@@ -320,56 +325,69 @@ std::optional<domain::SeatMap> decode_seat_map(std::string_view text) {
     });
 }
 
-std::string encode_schedule_list(const app::ScheduleList& list) {
-    std::size_t ints = 2;
-    for (const auto& schedule : list) ints += 5 + schedule.hold_expiries.size();
-    IntWriter writer(ints * 14);
+std::string encode_schedule_dates(const app::ScheduleDates& dates) {
+    IntWriter writer((2 + dates.size() * 3) * 14);
     writer.add(kFormat);
-    writer.add(static_cast<std::int64_t>(list.size()));
-    for (const domain::ScheduleSummary& schedule : list) {
-        writer.add(schedule.id);
-        writer.add(ms_of(schedule.starts_at));
-        writer.add(schedule.total_seats);
-        writer.add(schedule.sold_seats);
-        writer.add(static_cast<std::int64_t>(schedule.hold_expiries.size()));
-        for (const domain::TimePoint expiry : schedule.hold_expiries) writer.add(ms_of(expiry));
+    writer.add(static_cast<std::int64_t>(dates.size()));
+    for (const domain::ScheduleDate& date : dates) {
+        writer.add(date.id);
+        writer.add(ms_of(date.starts_at));
+        writer.add(date.total_seats);
     }
     return std::move(writer).finish();
 }
 
-std::optional<app::ScheduleList> decode_schedule_list(std::string_view text) {
-    return read_ints(text, [](IntReader& in) -> std::optional<app::ScheduleList> {
+std::optional<app::ScheduleDates> decode_schedule_dates(std::string_view text) {
+    return read_ints(text, [](IntReader& in) -> std::optional<app::ScheduleDates> {
         const auto count = in.next();
-        if (!count || *count < 0 || static_cast<std::size_t>(*count) > kMaxSchedules) {
+        if (!count || *count < 0 || static_cast<std::size_t>(*count) > kMaxSchedules ||
+            in.remaining() != static_cast<std::size_t>(*count) * 3) {
             return std::nullopt;
         }
-        app::ScheduleList list;
-        list.reserve(static_cast<std::size_t>(*count));
-        constexpr auto kSeatsMax = std::numeric_limits<std::int32_t>::max();
+        app::ScheduleDates dates;
+        dates.reserve(static_cast<std::size_t>(*count));
         for (std::int64_t i = 0; i < *count; ++i) {
             const auto id = in.next();
             const auto starts_at = in.next();
             const auto total = in.next();
-            const auto sold = in.next();
-            const auto holds = in.next();
-            if (!id || !starts_at || !total || !sold || !holds || *total < 0 ||
-                *total > kSeatsMax || *sold < 0 || *sold > kSeatsMax || *holds < 0 ||
-                static_cast<std::size_t>(*holds) > in.remaining()) {
+            if (!id || !starts_at || !total || *total < 0 ||
+                *total > std::numeric_limits<std::int32_t>::max()) {
                 return std::nullopt;
             }
-            domain::ScheduleSummary schedule;
-            schedule.id = *id;
-            schedule.starts_at = time_of(*starts_at);
-            schedule.total_seats = static_cast<std::int32_t>(*total);
-            schedule.sold_seats = static_cast<std::int32_t>(*sold);
-            schedule.hold_expiries.reserve(static_cast<std::size_t>(*holds));
-            for (std::int64_t h = 0; h < *holds; ++h) {
-                schedule.hold_expiries.push_back(time_of(*in.next()));  // in range: checked above
-            }
-            list.push_back(std::move(schedule));
+            dates.push_back({*id, time_of(*starts_at), static_cast<std::int32_t>(*total)});
         }
-        if (in.remaining() != 0) return std::nullopt;
-        return list;
+        return dates;
+    });
+}
+
+std::string encode_schedule_usage(const domain::ScheduleUsage& usage) {
+    IntWriter writer((4 + usage.hold_expiries.size()) * 14);
+    writer.add(kFormat);
+    writer.add(usage.schedule_id);
+    writer.add(usage.sold_seats);
+    writer.add(static_cast<std::int64_t>(usage.hold_expiries.size()));
+    for (const domain::TimePoint expiry : usage.hold_expiries) writer.add(ms_of(expiry));
+    return std::move(writer).finish();
+}
+
+std::optional<domain::ScheduleUsage> decode_schedule_usage(std::string_view text) {
+    return read_ints(text, [](IntReader& in) -> std::optional<domain::ScheduleUsage> {
+        const auto schedule = in.next();
+        const auto sold = in.next();
+        const auto holds = in.next();
+        constexpr auto kSeatsMax = std::numeric_limits<std::int32_t>::max();
+        if (!schedule || !sold || !holds || *sold < 0 || *sold > kSeatsMax || *holds < 0 ||
+            in.remaining() != static_cast<std::size_t>(*holds)) {
+            return std::nullopt;
+        }
+        domain::ScheduleUsage usage{*schedule, static_cast<std::int32_t>(*sold), {}};
+        usage.hold_expiries.reserve(static_cast<std::size_t>(*holds));
+        for (std::int64_t h = 0; h < *holds; ++h) {
+            const auto expiry = in.next();
+            if (!expiry) return std::nullopt;
+            usage.hold_expiries.push_back(time_of(*expiry));
+        }
+        return usage;
     });
 }
 
@@ -386,7 +404,9 @@ RedisCatalogCache::RedisCatalogCache(RedisClient& client, std::string key_prefix
 RedisCatalogCache::Keys::Keys(std::string_view prefix, Kind kind, std::int64_t id) {
     char digits[24];
     const auto [digits_end, ec] = std::to_chars(digits, digits + sizeof digits, id);
-    const std::string_view kind_text = kind == Kind::kSeatMap ? "sm:" : "sl:";
+    const std::string_view kind_text = kind == Kind::kSeatMap ? "sm:"
+                                       : kind == Kind::kDates ? "sd:"
+                                                              : "su:";
     base_size_ = prefix.size() + kind_text.size() + static_cast<std::size_t>(digits_end - digits);
     char* out = inline_.data();
     if (2 * base_size_ + 4 > inline_.size()) {
@@ -405,8 +425,10 @@ template <class T>
 RedisCatalogCache::Shards<T>& RedisCatalogCache::shards() {
     if constexpr (std::is_same_v<T, domain::SeatMap>) {
         return seat_maps_;
+    } else if constexpr (std::is_same_v<T, app::ScheduleDates>) {
+        return schedule_dates_;
     } else {
-        return schedule_lists_;
+        return usages_;
     }
 }
 
@@ -484,6 +506,13 @@ boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind,
             }
         }
     }
+    co_return co_await lookup_in_redis<T>(kind, id, keys);
+}
+
+template <class T>
+boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup_in_redis(Kind kind,
+                                                                               std::int64_t id,
+                                                                               const Keys& keys) {
     const LoaderKey loader{this, static_cast<int>(kind), id};
     const auto deadline = Clock::now() + kLoadWaitMax;
     bool waited = false;
@@ -594,31 +623,82 @@ boost::asio::awaitable<void> RedisCatalogCache::put_seat_map(
     co_await put<domain::SeatMap>(Kind::kSeatMap, schedule, std::move(map), generation);
 }
 
-boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> RedisCatalogCache::schedules(
+boost::asio::awaitable<app::CacheLookup<app::ScheduleDates>> RedisCatalogCache::schedules(
     domain::ConcertId concert, app::ReadStart since) {
-    return lookup<app::ScheduleList>(Kind::kSchedules, concert, since);
+    return lookup<app::ScheduleDates>(Kind::kDates, concert, since);
 }
 
+// The dates, and the usage of each date this process has a copy of: the list's checks all ride
+// in the token check's call.
 boost::asio::awaitable<void> RedisCatalogCache::expect_schedules(domain::ConcertId concert) {
-    return expect<app::ScheduleList>(Kind::kSchedules, concert);
+    const auto dates = local_get<app::ScheduleDates>(concert);
+    if (!dates) co_return;
+    const Keys dates_keys = keys_for(Kind::kDates, concert);
+    co_await barrier_.expect_version(dates_keys.version(), dates_keys.value());
+    for (const domain::ScheduleDate& date : *dates->value) {
+        co_await expect<domain::ScheduleUsage>(Kind::kUsage, date.id);
+    }
 }
 
 boost::asio::awaitable<void> RedisCatalogCache::put_schedules(
-    domain::ConcertId concert, std::shared_ptr<const app::ScheduleList> list,
+    domain::ConcertId concert, std::shared_ptr<const app::ScheduleDates> dates,
     std::uint64_t generation) {
-    co_await put<app::ScheduleList>(Kind::kSchedules, concert, std::move(list), generation);
+    co_await put<app::ScheduleDates>(Kind::kDates, concert, std::move(dates), generation);
 }
 
-boost::asio::awaitable<void> RedisCatalogCache::invalidate(domain::ConcertId concert,
-                                                           domain::ScheduleId schedule) {
+boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>>
+RedisCatalogCache::usage(std::span<const domain::ScheduleId> schedules, app::ReadStart since) {
+    using Usage = domain::ScheduleUsage;
+    std::vector<app::CacheLookup<Usage>> found(schedules.size());
+    std::vector<Keys> keys;
+    keys.reserve(schedules.size());  // no move after this: the views below point into them
+    std::vector<std::optional<LocalEntry<Usage>>> locals;
+    locals.reserve(schedules.size());
+    std::vector<ReadBarrier::VersionKeys> asked;
+    std::vector<std::size_t> asked_for;
+    for (std::size_t i = 0; i < schedules.size(); ++i) {
+        keys.push_back(keys_for(Kind::kUsage, schedules[i]));
+        locals.push_back(local_get<Usage>(schedules[i]));
+        if (locals.back()) {
+            asked.push_back({keys.back().version(), keys.back().value()});
+            asked_for.push_back(i);
+        }
+    }
+    // The local copies, as in lookup(), all confirmed by one barrier call.
+    if (!asked.empty()) {
+        const std::vector<VersionCheck> current = co_await barrier_.check_versions(asked, since);
+        for (std::size_t j = 0; j < asked_for.size(); ++j) {
+            const std::size_t i = asked_for[j];
+            if (!current[j].value_exists || !current[j].version) continue;
+            auto& local = locals[i];
+            if (local->version != *current[j].version) local = local_get<Usage>(schedules[i]);
+            if (local && local->version == *current[j].version) {
+                ++local_hits_;
+                found[i] = {std::move(local->value), local->version};
+            }
+        }
+    }
+    for (std::size_t i = 0; i < schedules.size(); ++i) {
+        if (!found[i].value) found[i] = co_await lookup_in_redis<Usage>(Kind::kUsage, schedules[i], keys[i]);
+    }
+    co_return found;
+}
+
+boost::asio::awaitable<void> RedisCatalogCache::put_usage(
+    domain::ScheduleId schedule, std::shared_ptr<const domain::ScheduleUsage> usage,
+    std::uint64_t generation) {
+    co_await put<domain::ScheduleUsage>(Kind::kUsage, schedule, std::move(usage), generation);
+}
+
+boost::asio::awaitable<void> RedisCatalogCache::invalidate(domain::ScheduleId schedule) {
     const Keys seat_map = keys_for(Kind::kSeatMap, schedule);
-    const Keys list = keys_for(Kind::kSchedules, concert);
+    const Keys usage = keys_for(Kind::kUsage, schedule);
     for (int attempt = 0;; ++attempt) {
         try {
             const RedisReply reply = co_await client_.eval(
                 invalidate_script(),
                 {std::string(seat_map.version()), std::string(seat_map.value()),
-                 std::string(list.version()), std::string(list.value())},
+                 std::string(usage.version()), std::string(usage.value())},
                 {});
             if (reply.is_error()) {
                 throw DependencyUnavailable("redis: cache invalidation failed: " + reply.text);
@@ -630,7 +710,7 @@ boost::asio::awaitable<void> RedisCatalogCache::invalidate(domain::ConcertId con
         }
     }
     local_erase<domain::SeatMap>(schedule);
-    local_erase<app::ScheduleList>(concert);
+    local_erase<domain::ScheduleUsage>(schedule);
 }
 
 RedisCatalogCache::Counters RedisCatalogCache::counters() const {

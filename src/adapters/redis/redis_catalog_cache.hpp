@@ -1,7 +1,9 @@
-// The read cache of seat maps and date lists in Redis 7, with a small in-process layer in front
-// (SPEC §4 distributed mode). The consistency rule is written out in docs/caching.md.
+// The read cache of seat maps, schedule usage and concert dates in Redis 7, with a small
+// in-process layer in front (SPEC §4 distributed mode). The consistency rule is written out in
+// docs/caching.md.
 //
-// Keys (prefix P, default "concertd:cache:"; K is "sm:<scheduleId>" or "sl:<concertId>"):
+// Keys (prefix P, default "concertd:cache:"; K is "sm:<scheduleId>" (seat map), "su:<scheduleId>"
+// (usage) or "sd:<concertId>" (dates)):
 //   P K      the value, compact JSON (a flat array of integers), with a kValueTtl safety TTL
 //   P K ":v" the key's version: invalidate() sets it to max(version + 1, Redis µs clock); a
 //            missing version is created from the clock on first lookup. So versions only grow,
@@ -39,9 +41,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "adapters/redis/read_barrier.hpp"
 #include "adapters/redis/redis_client.hpp"
@@ -53,8 +57,10 @@ namespace concertd::redis {
 // anything but a well-formed value of the current format.
 std::string encode_seat_map(const domain::SeatMap& map);
 std::optional<domain::SeatMap> decode_seat_map(std::string_view text);
-std::string encode_schedule_list(const app::ScheduleList& list);
-std::optional<app::ScheduleList> decode_schedule_list(std::string_view text);
+std::string encode_schedule_dates(const app::ScheduleDates& dates);
+std::optional<app::ScheduleDates> decode_schedule_dates(std::string_view text);
+std::string encode_schedule_usage(const domain::ScheduleUsage& usage);
+std::optional<domain::ScheduleUsage> decode_schedule_usage(std::string_view text);
 
 class RedisCatalogCache final : public app::CatalogCache {
 public:
@@ -92,19 +98,26 @@ public:
     boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                               std::shared_ptr<const domain::SeatMap> map,
                                               std::uint64_t generation) override;
-    boost::asio::awaitable<app::CacheLookup<app::ScheduleList>> schedules(
+    boost::asio::awaitable<app::CacheLookup<app::ScheduleDates>> schedules(
         domain::ConcertId concert, app::ReadStart since) override;
     boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
-                                               std::shared_ptr<const app::ScheduleList> list,
+                                               std::shared_ptr<const app::ScheduleDates> dates,
                                                std::uint64_t generation) override;
-    // Bumps both versions and deletes both values in one script; drops the local copies.
-    boost::asio::awaitable<void> invalidate(domain::ConcertId concert,
-                                            domain::ScheduleId schedule) override;
+    // The local copies are confirmed in one barrier call for all; the others take the lookup
+    // script each.
+    boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>> usage(
+        std::span<const domain::ScheduleId> schedules, app::ReadStart since) override;
+    boost::asio::awaitable<void> put_usage(domain::ScheduleId schedule,
+                                           std::shared_ptr<const domain::ScheduleUsage> usage,
+                                           std::uint64_t generation) override;
+    // Bumps the seat map's and the usage's versions and deletes both values in one script;
+    // drops the local copies.
+    boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) override;
 
     Counters counters() const;
 
 private:
-    enum class Kind : std::uint8_t { kSeatMap, kSchedules };
+    enum class Kind : std::uint8_t { kSeatMap, kDates, kUsage };
 
     template <class T>
     struct LocalEntry {
@@ -143,6 +156,10 @@ private:
     template <class T>
     boost::asio::awaitable<app::CacheLookup<T>> lookup(Kind kind, std::int64_t id,
                                                        app::ReadStart since);
+    // The lookup script (the local copy, if any, was not confirmed): value, or loader's turn.
+    template <class T>
+    boost::asio::awaitable<app::CacheLookup<T>> lookup_in_redis(Kind kind, std::int64_t id,
+                                                                const Keys& keys);
     template <class T>
     boost::asio::awaitable<void> put(Kind kind, std::int64_t id, std::shared_ptr<const T> value,
                                      std::uint64_t generation);
@@ -163,7 +180,8 @@ private:
     ReadBarrier& barrier_;
 
     Shards<domain::SeatMap> seat_maps_;
-    Shards<app::ScheduleList> schedule_lists_;
+    Shards<app::ScheduleDates> schedule_dates_;
+    Shards<domain::ScheduleUsage> usages_;
 
     std::atomic<std::uint64_t> local_hits_{0};
     std::atomic<std::uint64_t> redis_hits_{0};

@@ -17,41 +17,51 @@ app::Task<std::vector<Concert>> SqliteCatalogStore::list_concerts() {
     });
 }
 
-app::Task<std::optional<std::vector<ScheduleSummary>>> SqliteCatalogStore::list_schedules(
+app::Task<std::optional<std::vector<ScheduleDate>>> SqliteCatalogStore::list_schedules(
     ConcertId concert) {
     co_return co_await db_.read([concert](Connection& db)
-                                    -> std::optional<std::vector<ScheduleSummary>> {
-        {
-            auto exists = db.prepare("SELECT 1 FROM concerts WHERE id = ?");
-            exists->bind(1, concert);
-            if (!exists->step()) return std::nullopt;
-        }
-        // One query: each schedule with its non-available seats (sold, or held with an expiry).
+                                    -> std::optional<std::vector<ScheduleDate>> {
+        // The concert (no row: it does not exist), each schedule (NULL: it has none).
         auto query = db.prepare(
-            "SELECT sc.id, sc.starts_at, sc.total_seats, s.status, s.hold_expires_at"
-            " FROM schedules sc"
-            " LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
-            " WHERE sc.concert_id = ? ORDER BY sc.starts_at, sc.id");
+            "SELECT sc.id, sc.starts_at, sc.total_seats"
+            " FROM concerts c LEFT JOIN schedules sc ON sc.concert_id = c.id"
+            " WHERE c.id = ? ORDER BY sc.starts_at, sc.id");
         query->bind(1, concert);
-        std::vector<ScheduleSummary> schedules;
+        std::optional<std::vector<ScheduleDate>> dates;
         while (query->step()) {
-            ScheduleId id = query->column_int64(0);
-            if (schedules.empty() || schedules.back().id != id) {
-                ScheduleSummary summary;
-                summary.id = id;
-                summary.starts_at = from_millis(query->column_int64(1));
-                summary.total_seats = static_cast<std::int32_t>(query->column_int64(2));
-                schedules.push_back(std::move(summary));
-            }
-            if (query->column_is_null(3)) continue;
-            auto& summary = schedules.back();
-            if (query->column_text(3) == "SOLD") {
-                ++summary.sold_seats;
-            } else if (auto expiry = query->column_optional_int64(4)) {
-                summary.hold_expiries.push_back(from_millis(*expiry));
+            if (!dates) dates.emplace();
+            if (query->column_is_null(0)) continue;
+            dates->push_back({query->column_int64(0), from_millis(query->column_int64(1)),
+                              static_cast<std::int32_t>(query->column_int64(2))});
+        }
+        return dates;
+    });
+}
+
+app::Task<std::vector<ScheduleUsage>> SqliteCatalogStore::schedule_usage(
+    std::vector<ScheduleId> schedules) {
+    co_return co_await db_.read([&schedules](Connection& db) {
+        std::vector<ScheduleUsage> usages;
+        auto query = db.prepare(
+            "SELECT sc.id, s.status, s.hold_expires_at FROM schedules sc"
+            " LEFT JOIN seats s ON s.schedule_id = sc.id AND s.status <> 'AVAILABLE'"
+            " WHERE sc.id = ?");
+        for (const ScheduleId schedule : schedules) {  // in process: no round trip to save
+            query->reset();
+            query->bind(1, schedule);
+            while (query->step()) {
+                if (usages.empty() || usages.back().schedule_id != schedule) {
+                    usages.push_back({schedule, 0, {}});
+                }
+                if (query->column_is_null(1)) continue;
+                if (query->column_text(1) == "SOLD") {
+                    ++usages.back().sold_seats;
+                } else if (auto expiry = query->column_optional_int64(2)) {
+                    usages.back().hold_expiries.push_back(from_millis(*expiry));
+                }
             }
         }
-        return schedules;
+        return usages;
     });
 }
 

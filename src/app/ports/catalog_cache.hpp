@@ -1,13 +1,17 @@
-// The read cache of dates and seat maps. Entries hold raw state (stored status and hold expiry),
-// so a hold that passes its time reads as AVAILABLE without any invalidation. Writes that change
-// a schedule invalidate it; a loader stores only if no invalidation happened since it looked
-// (the generation check), so a slow loader never puts back a state older than a commit.
+// The read cache of dates and seat maps. Three kinds of entry: a concert's dates (fixed at its
+// creation), and per schedule its seat map and its usage (the seats not available). A dates list
+// is built from the concert's dates and the usage of each, so a hold invalidates one schedule's
+// entries, not the list of every date. Entries hold raw state (stored status and hold expiry),
+// so a hold that passes its time reads as AVAILABLE without any invalidation. A loader stores
+// only if no invalidation happened since it looked (the generation check), so a slow loader
+// never puts back a state older than a commit.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "domain/types.hpp"
@@ -20,7 +24,7 @@ struct CacheLookup {
     std::uint64_t generation = 0;    // pass back to put()
 };
 
-using ScheduleList = std::vector<domain::ScheduleSummary>;
+using ScheduleDates = std::vector<domain::ScheduleDate>;
 
 // When a read began (docs/caching.md, "The rule"): its answer must reflect every write that
 // answered before this moment, so a remote check made after it serves the read as well as a
@@ -30,8 +34,8 @@ using ReadStart = std::chrono::steady_clock::time_point;
 class CatalogCache {
 public:
     virtual ~CatalogCache() = default;
-    // A read of this map (this list) is coming, said before the read's queue token check: a
-    // cache that checks its copies remotely may ask in the same call. Only a hint: it costs no
+    // A read of this map (this dates list) is coming, said before the read's queue token check:
+    // a cache that checks its copies remotely may ask in the same call. Only a hint: it costs no
     // call of its own and changes no answer.
     virtual boost::asio::awaitable<void> expect_seat_map(domain::ScheduleId) { co_return; }
     virtual boost::asio::awaitable<void> expect_schedules(domain::ConcertId) { co_return; }
@@ -40,14 +44,20 @@ public:
     virtual boost::asio::awaitable<void> put_seat_map(domain::ScheduleId schedule,
                                                       std::shared_ptr<const domain::SeatMap> map,
                                                       std::uint64_t generation) = 0;
-    virtual boost::asio::awaitable<CacheLookup<ScheduleList>> schedules(
+    virtual boost::asio::awaitable<CacheLookup<ScheduleDates>> schedules(
         domain::ConcertId concert, ReadStart since) = 0;
     virtual boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
-                                                       std::shared_ptr<const ScheduleList> list,
+                                                       std::shared_ptr<const ScheduleDates> dates,
                                                        std::uint64_t generation) = 0;
-    // After a committed change to a schedule's seats (hold, expiry, sale) or a concert's dates.
-    virtual boost::asio::awaitable<void> invalidate(domain::ConcertId concert,
-                                                    domain::ScheduleId schedule) = 0;
+    // One lookup per schedule, in order. A miss makes the caller this key's loader (it must
+    // put_usage, with a null value if it found nothing, so other callers stop waiting).
+    virtual boost::asio::awaitable<std::vector<CacheLookup<domain::ScheduleUsage>>> usage(
+        std::span<const domain::ScheduleId> schedules, ReadStart since) = 0;
+    virtual boost::asio::awaitable<void> put_usage(
+        domain::ScheduleId schedule, std::shared_ptr<const domain::ScheduleUsage> usage,
+        std::uint64_t generation) = 0;
+    // After a committed change to a schedule's seats (hold, expiry, sale): its seat map and usage.
+    virtual boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) = 0;
 };
 
 }  // namespace concertd::app

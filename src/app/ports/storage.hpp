@@ -41,9 +41,11 @@ class CatalogStore {
 public:
     virtual ~CatalogStore() = default;
     virtual Task<std::vector<Concert>> list_concerts() = 0;
-    // Every schedule of the concert (past ones too; the caller filters by time).
+    // Every date of the concert (past ones too; the caller filters by time), by start time.
     // nullopt when the concert does not exist.
-    virtual Task<std::optional<std::vector<ScheduleSummary>>> list_schedules(ConcertId concert) = 0;
+    virtual Task<std::optional<std::vector<ScheduleDate>>> list_schedules(ConcertId concert) = 0;
+    // The usage of each of these schedules that exists, in one query, in no particular order.
+    virtual Task<std::vector<ScheduleUsage>> schedule_usage(std::vector<ScheduleId> schedules) = 0;
     // nullopt when the schedule does not exist. Seats ordered by seat number.
     virtual Task<std::optional<SeatMap>> seat_map(ScheduleId schedule) = 0;
     virtual Task<CreatedConcert> create_concert(NewConcert concert, TimePoint now) = 0;

@@ -58,10 +58,10 @@ TEST(SeatRules, HoldExpiresByClock) {
 }
 
 TEST(SeatRules, AvailableCountIgnoresPassedHolds) {
-    ScheduleSummary summary{1, at_ms(0), 50, 3, {at_ms(100), at_ms(200), at_ms(300)}};
-    EXPECT_EQ(summary.available_seats_at(at_ms(50)), 44);
-    EXPECT_EQ(summary.available_seats_at(at_ms(200)), 46);
-    EXPECT_EQ(summary.available_seats_at(at_ms(1000)), 47);
+    ScheduleUsage usage{1, 3, {at_ms(100), at_ms(200), at_ms(300)}};
+    EXPECT_EQ(usage.available_seats_at(50, at_ms(50)), 44);
+    EXPECT_EQ(usage.available_seats_at(50, at_ms(200)), 46);
+    EXPECT_EQ(usage.available_seats_at(50, at_ms(1000)), 47);
 }
 
 struct PayCase {

@@ -30,14 +30,22 @@ std::shared_ptr<const domain::SeatMap> seat_map_of(domain::ScheduleId schedule, 
     return map;
 }
 
-std::shared_ptr<const app::ScheduleList> list_of(int schedules) {
-    auto list = std::make_shared<app::ScheduleList>();
-    for (int i = 1; i <= schedules; ++i) {
-        domain::ScheduleSummary summary;
-        summary.id = i;
-        list->push_back(summary);
-    }
-    return list;
+std::shared_ptr<const app::ScheduleDates> dates_of(int schedules) {
+    auto dates = std::make_shared<app::ScheduleDates>();
+    for (int i = 1; i <= schedules; ++i) dates->push_back({i, {}, 50});
+    return dates;
+}
+
+std::shared_ptr<const domain::ScheduleUsage> usage_of(domain::ScheduleId schedule, int sold) {
+    return std::make_shared<const domain::ScheduleUsage>(
+        domain::ScheduleUsage{schedule, sold, {}});
+}
+
+// The usage lookup of one schedule.
+app::CacheLookup<domain::ScheduleUsage> usage(Runner& runner, app::CatalogCache& cache,
+                                              domain::ScheduleId schedule) {
+    const domain::ScheduleId ids[] = {schedule};
+    return runner.run(cache.usage(ids, starting_now())).at(0);
 }
 
 TEST(MemoryCatalogCache, MissThenHitAtTheSameGeneration) {
@@ -51,52 +59,64 @@ TEST(MemoryCatalogCache, MissThenHitAtTheSameGeneration) {
     EXPECT_EQ(hit.value, map);
     EXPECT_EQ(hit.generation, miss.generation);
 
-    const auto list_miss = runner.run(cache.schedules(3, starting_now()));
-    EXPECT_FALSE(list_miss.value);
-    const auto list = list_of(2);
-    runner.run(cache.put_schedules(3, list, list_miss.generation));
-    EXPECT_EQ(runner.run(cache.schedules(3, starting_now())).value, list);
+    const auto dates_miss = runner.run(cache.schedules(3, starting_now()));
+    EXPECT_FALSE(dates_miss.value);
+    const auto dates = dates_of(2);
+    runner.run(cache.put_schedules(3, dates, dates_miss.generation));
+    EXPECT_EQ(runner.run(cache.schedules(3, starting_now())).value, dates);
+
+    const domain::ScheduleId both[] = {7, 8};
+    const auto usage_misses = runner.run(cache.usage(both, starting_now()));
+    ASSERT_EQ(usage_misses.size(), 2u);
+    EXPECT_FALSE(usage_misses[0].value);
+    const auto used = usage_of(8, 3);
+    runner.run(cache.put_usage(8, used, usage_misses[1].generation));
+    const auto usage_hits = runner.run(cache.usage(both, starting_now()));
+    EXPECT_FALSE(usage_hits[0].value);
+    EXPECT_EQ(usage_hits[1].value, used);
 }
 
 TEST(MemoryCatalogCache, PutAfterInvalidateIsIgnored) {
     MemoryCatalogCache cache;
     Runner runner;
     const auto seen = runner.run(cache.seat_map(7, starting_now()));          // a loader looks...
-    const auto seen_list = runner.run(cache.schedules(3, starting_now()));
-    runner.run(cache.invalidate(3, 7));                        // ...a hold commits...
+    const auto seen_usage = usage(runner, cache, 7);
+    runner.run(cache.invalidate(7));                           // ...a hold commits...
     runner.run(cache.put_seat_map(7, seat_map_of(7, 1), seen.generation));  // ...stale put
-    runner.run(cache.put_schedules(3, list_of(1), seen_list.generation));
+    runner.run(cache.put_usage(7, usage_of(7, 0), seen_usage.generation));
     const auto after = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_FALSE(after.value);
     EXPECT_GT(after.generation, seen.generation);
-    EXPECT_FALSE(runner.run(cache.schedules(3, starting_now())).value);
+    EXPECT_FALSE(usage(runner, cache, 7).value);
 
     const auto fresh = seat_map_of(7, 2);
     runner.run(cache.put_seat_map(7, fresh, after.generation));
     EXPECT_EQ(runner.run(cache.seat_map(7, starting_now())).value, fresh);
 }
 
-TEST(MemoryCatalogCache, InvalidateDropsBothKeysAndOnlyThem) {
+// A hold changes one schedule: its seat map and usage go, the concert's dates and the other
+// schedules' entries stay.
+TEST(MemoryCatalogCache, InvalidateDropsTheSchedulesEntriesOnly) {
     MemoryCatalogCache cache;
     Runner runner;
     for (domain::ScheduleId schedule : {7, 8}) {
         runner.run(cache.put_seat_map(schedule, seat_map_of(schedule, 5), 0));
+        runner.run(cache.put_usage(schedule, usage_of(schedule, 1), 0));
     }
-    for (domain::ConcertId concert : {3, 4}) {
-        runner.run(cache.put_schedules(concert, list_of(2), 0));
-    }
-    runner.run(cache.invalidate(3, 7));
+    runner.run(cache.put_schedules(3, dates_of(2), 0));
+    runner.run(cache.invalidate(7));
     EXPECT_FALSE(runner.run(cache.seat_map(7, starting_now())).value);
-    EXPECT_FALSE(runner.run(cache.schedules(3, starting_now())).value);
+    EXPECT_FALSE(usage(runner, cache, 7).value);
     EXPECT_TRUE(runner.run(cache.seat_map(8, starting_now())).value);
-    EXPECT_TRUE(runner.run(cache.schedules(4, starting_now())).value);
+    EXPECT_TRUE(usage(runner, cache, 8).value);
+    EXPECT_TRUE(runner.run(cache.schedules(3, starting_now())).value);
 }
 
 TEST(MemoryCatalogCache, StalePutNeverOverwritesANewerValue) {
     MemoryCatalogCache cache;
     Runner runner;
     const auto slow = runner.run(cache.seat_map(7, starting_now()));  // a slow loader looks first
-    runner.run(cache.invalidate(3, 7));
+    runner.run(cache.invalidate(7));
     const auto fast = runner.run(cache.seat_map(7, starting_now()));
     const auto newer = seat_map_of(7, 3);
     runner.run(cache.put_seat_map(7, newer, fast.generation));
@@ -126,7 +146,7 @@ TEST(MemoryCatalogCache, ConcurrentReadsPutsAndInvalidations) {
     threads.emplace_back([&] {
         Runner runner;
         for (int i = 0; !stop.load(); ++i) {
-            runner.run(cache.invalidate(i % 8, i % 64));
+            runner.run(cache.invalidate(i % 64));
         }
     });
     threads[0].join();
@@ -139,12 +159,14 @@ TEST(NullCatalogCache, AlwaysMisses) {
     NullCatalogCache cache;
     Runner runner;
     runner.run(cache.put_seat_map(7, seat_map_of(7, 5), 0));
-    runner.run(cache.put_schedules(3, list_of(1), 0));
+    runner.run(cache.put_schedules(3, dates_of(1), 0));
+    runner.run(cache.put_usage(7, usage_of(7, 1), 0));
     const auto map = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_FALSE(map.value);
     EXPECT_EQ(map.generation, 0u);
     EXPECT_FALSE(runner.run(cache.schedules(3, starting_now())).value);
-    runner.run(cache.invalidate(3, 7));
+    EXPECT_FALSE(usage(runner, cache, 7).value);
+    runner.run(cache.invalidate(7));
     EXPECT_FALSE(runner.run(cache.seat_map(7, starting_now())).value);
 }
 

@@ -150,7 +150,9 @@ TEST_P(MysqlHoldTest, TheSweeperExpiresDueHoldsAndFreesTheirSeats) {
     auto schedules = run(catalog_->list_schedules(1));
     ASSERT_TRUE(schedules);
     ASSERT_EQ(schedules->size(), 1u);
-    EXPECT_EQ(schedules->front().hold_expiries.size(), 1u);
+    auto usage = run(catalog_->schedule_usage({schedules->front().id}));
+    ASSERT_EQ(usage.size(), 1u);
+    EXPECT_EQ(usage.front().hold_expiries.size(), 1u);
 }
 
 TEST_P(MysqlHoldTest, RoundTripsAreTheDocumentedOnes) {

@@ -169,6 +169,40 @@ struct Process {
                                miss.generation));
     }
 
+    // Cached copies of the dates of concert `concert` (schedules 1..count) and of their usage,
+    // `sold` seats sold each, in Redis and in this process's layer.
+    void cache_dates(domain::ConcertId concert, int count, int sold) {
+        auto dates = std::make_shared<app::ScheduleDates>();
+        std::vector<domain::ScheduleId> ids;
+        for (domain::ScheduleId id = 1; id <= count; ++id) {
+            dates->push_back({id, domain::TimePoint{}, 50});
+            ids.push_back(id);
+        }
+        const auto miss = run(cache.schedules(concert, starting_now()));
+        run(cache.put_schedules(concert, dates, miss.generation));
+        const auto misses = run(cache.usage(ids, starting_now()));
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            run(cache.put_usage(ids[i],
+                                std::make_shared<const domain::ScheduleUsage>(
+                                    domain::ScheduleUsage{ids[i], sold, {}}),
+                                misses[i].generation));
+        }
+    }
+    // A dates-list read as the handler makes it: the expectation, the token check, the dates,
+    // then the usage of each. Returns how many usages came back.
+    asio::awaitable<std::size_t> read_dates(domain::ConcertId concert, std::string token,
+                                            app::ReadStart since) {
+        co_await cache.expect_schedules(concert);
+        EXPECT_TRUE(co_await queue.find(token));
+        const auto dates = co_await cache.schedules(concert, since);
+        EXPECT_TRUE(dates.value);
+        std::vector<domain::ScheduleId> ids;
+        for (const auto& date : *dates.value) ids.push_back(date.id);
+        std::size_t found = 0;
+        for (const auto& usage : co_await cache.usage(ids, since)) found += usage.value ? 1 : 0;
+        co_return found;
+    }
+
     asio::io_context io;  // declared first: destroyed after everything that uses it
     RedisClient client;
     ReadBarrier barrier;
@@ -344,7 +378,7 @@ TEST_F(ReadBarrierTest, AnInvalidationInOneProcessIsSeenByTheNextReadInAnother) 
         const auto seen = reader.call(reader.cache.seat_map(7, starting_now()));
         ASSERT_TRUE(seen.value);
         EXPECT_EQ(seen.value->seats.front().price_won, price - 1);
-        writer.run(writer.cache.invalidate(1, 7));  // after a hold committed, before it answers
+        writer.run(writer.cache.invalidate(7));  // after a hold committed, before it answers
         const auto after = reader.call(reader.cache.seat_map(7, starting_now()));
         EXPECT_FALSE(after.value) << "price " << price;  // nobody stored the new state yet
         writer.cache_seat_map(7, price);
@@ -413,7 +447,7 @@ TEST_F(ReadBarrierTest, AnEarlierCallServesOnlyReadsThatBeganBeforeIt) {
         co_await p.cache.expect_seat_map(7);
         EXPECT_TRUE(co_await p.queue.find(token));
         EXPECT_TRUE((co_await p.cache.seat_map(7, first_since)).value);
-        writer.run(writer.cache.invalidate(1, 7));  // a hold answers in another process
+        writer.run(writer.cache.invalidate(7));  // a hold answers in another process
         const auto later_since = starting_now();
         const bool began_before = (co_await p.cache.seat_map(7, first_since)).value != nullptr;
         const bool began_after = (co_await p.cache.seat_map(7, later_since)).value != nullptr;
@@ -422,6 +456,72 @@ TEST_F(ReadBarrierTest, AnEarlierCallServesOnlyReadsThatBeganBeforeIt) {
     const auto [began_before, began_after] = p.run(reads());
     EXPECT_TRUE(began_before);  // the call was sent after it began: as good as its own
     EXPECT_FALSE(began_after);  // nobody stored the new state yet
+}
+
+// A dates list of 100 schedules checks its token, its dates and every date's usage in one
+// barrier call, as a seat map does its token and its copy.
+TEST_F(ReadBarrierTest, ADatesListChecksItsTokenAndEveryDateInOneCall) {
+    Process p;
+    const std::string token = p.admitted_token(1);
+    p.cache_dates(3, 100, 2);
+    ASSERT_TRUE(p.find(token));
+    const auto before = p.barrier.counters();
+    EXPECT_EQ(p.run(p.read_dates(3, token, starting_now())), 100u);
+    const auto after = p.barrier.counters();
+    EXPECT_EQ(after.calls - before.calls, 1u);
+    EXPECT_EQ(after.versions - before.versions, 101u);  // the dates and 100 usages
+    EXPECT_EQ(p.cache.counters().local_hits, 101u);
+}
+
+// Without the expectation, the usage checks still share one call, whatever their number.
+TEST_F(ReadBarrierTest, TheUsageOfManySchedulesIsCheckedInOneCall) {
+    Process p;
+    p.cache_dates(3, 100, 2);
+    std::vector<domain::ScheduleId> ids;
+    for (domain::ScheduleId id = 1; id <= 100; ++id) ids.push_back(id);
+    const auto before = p.barrier.counters();
+    const auto found = p.run(p.cache.usage(ids, starting_now()));
+    EXPECT_EQ(p.barrier.counters().calls - before.calls, 1u);
+    for (const auto& usage : found) EXPECT_TRUE(usage.value);
+}
+
+// A hold in another process changes one date: the next dates read loads that date's usage
+// alone, and serves the 99 others from its copies.
+TEST_F(ReadBarrierTest, AHoldElsewhereReloadsOnlyItsDate) {
+    Process writer;
+    Process p;
+    const std::string token = writer.admitted_token(1);
+    p.cache_dates(3, 100, 2);
+    ASSERT_TRUE(p.find(token));
+    writer.run(writer.cache.invalidate(42));
+    EXPECT_EQ(p.run(p.read_dates(3, token, starting_now())), 99u);
+    const std::vector<domain::ScheduleId> changed{42};
+    const auto usage = p.run(p.cache.usage(changed, starting_now()));
+    EXPECT_FALSE(usage.at(0).value);  // the one that read it is its loader; none stored yet
+}
+
+// As for a single key: the last call serves only a read that began before it was sent.
+TEST_F(ReadBarrierTest, AnEarlierCallServesOnlyUsageReadsThatBeganBeforeIt) {
+    Process writer;
+    Process p;
+    const std::string token = writer.admitted_token(1);
+    p.cache_dates(3, 5, 2);
+    ASSERT_TRUE(p.find(token));
+    const auto reads = [&]() -> asio::awaitable<std::pair<std::size_t, std::size_t>> {
+        const auto first_since = starting_now();
+        EXPECT_EQ(co_await p.read_dates(3, token, first_since), 5u);
+        writer.run(writer.cache.invalidate(4));  // a hold answers in another process
+        const auto later_since = starting_now();
+        const std::vector<domain::ScheduleId> ids{1, 2, 3, 4, 5};
+        std::size_t began_before = 0;
+        for (const auto& usage : co_await p.cache.usage(ids, first_since)) began_before += usage.value ? 1 : 0;
+        std::size_t began_after = 0;
+        for (const auto& usage : co_await p.cache.usage(ids, later_since)) began_after += usage.value ? 1 : 0;
+        co_return std::pair{began_before, began_after};
+    };
+    const auto [began_before, began_after] = p.run(reads());
+    EXPECT_EQ(began_before, 5u);  // the call was sent after it began: as good as its own
+    EXPECT_EQ(began_after, 4u);   // schedule 4's new state is not stored yet
 }
 
 TEST_F(ReadBarrierTest, TheLocalCopyIsNotServedOnceRedisLostTheValue) {

@@ -877,7 +877,7 @@ bool same(const domain::SeatMap& a, const domain::SeatMap& b) {
     return true;
 }
 
-TEST(RedisCacheEncodingTest, SeatMapsAndScheduleListsRoundTrip) {
+TEST(RedisCacheEncodingTest, SeatMapsDatesAndUsageRoundTrip) {
     const domain::SeatMap map = seat_map_of(42, 50);
     const std::string text = encode_seat_map(map);
     const auto decoded = decode_seat_map(text);
@@ -885,28 +885,30 @@ TEST(RedisCacheEncodingTest, SeatMapsAndScheduleListsRoundTrip) {
     EXPECT_TRUE(same(*decoded, map));
     EXPECT_LT(text.size(), 50u * 32u);
 
-    app::ScheduleList list;
+    app::ScheduleDates dates;
     for (int i = 1; i <= 3; ++i) {
-        domain::ScheduleSummary summary;
-        summary.id = 100 + i;
-        summary.starts_at = domain::TimePoint(std::chrono::milliseconds(1'800'000'000'000 + i));
-        summary.total_seats = 50;
-        summary.sold_seats = i;
-        for (int h = 0; h < i; ++h) {
-            summary.hold_expiries.push_back(domain::TimePoint(std::chrono::milliseconds(h)));
-        }
-        list.push_back(summary);
+        dates.push_back(
+            {100 + i, domain::TimePoint(std::chrono::milliseconds(1'800'000'000'000 + i)), 50});
     }
-    const auto list_back = decode_schedule_list(encode_schedule_list(list));
-    ASSERT_TRUE(list_back);
-    ASSERT_EQ(list_back->size(), 3u);
+    const auto dates_back = decode_schedule_dates(encode_schedule_dates(dates));
+    ASSERT_TRUE(dates_back);
+    ASSERT_EQ(dates_back->size(), 3u);
     for (std::size_t i = 0; i < 3; ++i) {
-        EXPECT_EQ((*list_back)[i].id, list[i].id);
-        EXPECT_EQ((*list_back)[i].starts_at, list[i].starts_at);
-        EXPECT_EQ((*list_back)[i].sold_seats, list[i].sold_seats);
-        EXPECT_EQ((*list_back)[i].hold_expiries, list[i].hold_expiries);
+        EXPECT_EQ((*dates_back)[i].id, dates[i].id);
+        EXPECT_EQ((*dates_back)[i].starts_at, dates[i].starts_at);
+        EXPECT_EQ((*dates_back)[i].total_seats, dates[i].total_seats);
     }
-    EXPECT_TRUE(decode_schedule_list(encode_schedule_list({})));
+    EXPECT_TRUE(decode_schedule_dates(encode_schedule_dates({})));
+
+    domain::ScheduleUsage usage{101, 7, {}};
+    for (int h = 0; h < 3; ++h) {
+        usage.hold_expiries.push_back(domain::TimePoint(std::chrono::milliseconds(h)));
+    }
+    const auto usage_back = decode_schedule_usage(encode_schedule_usage(usage));
+    ASSERT_TRUE(usage_back);
+    EXPECT_EQ(usage_back->schedule_id, 101);
+    EXPECT_EQ(usage_back->sold_seats, 7);
+    EXPECT_EQ(usage_back->hold_expiries, usage.hold_expiries);
     EXPECT_TRUE(decode_seat_map(encode_seat_map(domain::SeatMap{})));
 }
 
@@ -916,8 +918,12 @@ TEST(RedisCacheEncodingTest, AnythingElseDecodesToNothing) {
                              "[1,-1]", "\"x\"", "[1,1,1,1,0,0,-1]x"}) {
         EXPECT_FALSE(decode_seat_map(text)) << text;
     }
-    for (const char* text : {"", "[1]", "[1,1,5,0,50,0,3,1]", "[1,1,5,0,50,0,0,9]", "[1,-1]"}) {
-        EXPECT_FALSE(decode_schedule_list(text)) << text;
+    for (const char* text : {"", "[1]", "[1,1,5,0]", "[1,1,5,0,-1]", "[1,1,5,0,50,9]", "[1,-1]"}) {
+        EXPECT_FALSE(decode_schedule_dates(text)) << text;
+    }
+    for (const char* text : {"", "[1]", "[1,5,0]", "[1,5,-1,0]", "[1,5,0,1]", "[1,5,0,0,9]",
+                             "[1,5,2,1,2,3]", "[2,5,0,0]"}) {
+        EXPECT_FALSE(decode_schedule_usage(text)) << text;
     }
 }
 
@@ -930,9 +936,7 @@ struct CacheProcess : Process {
         run(cache.put_seat_map(schedule, std::make_shared<const domain::SeatMap>(std::move(map)),
                                generation));
     }
-    void invalidate(domain::ConcertId concert, domain::ScheduleId schedule) {
-        run(cache.invalidate(concert, schedule));
-    }
+    void invalidate(domain::ScheduleId schedule) { run(cache.invalidate(schedule)); }
 
     RedisCatalogCache cache;
 };
@@ -960,10 +964,10 @@ TEST_F(RedisCatalogCacheTest, MissPutHitAndTheInProcessLayer) {
     EXPECT_EQ(again.value, remote.value);  // the same decoded object, from b's layer
     EXPECT_EQ(b.cache.counters().local_hits, 1u);
 
-    const auto list_miss = a.run(a.cache.schedules(3, starting_now()));
-    EXPECT_FALSE(list_miss.value);
-    a.run(a.cache.put_schedules(3, std::make_shared<const app::ScheduleList>(1),
-                                list_miss.generation));
+    const auto dates_miss = a.run(a.cache.schedules(3, starting_now()));
+    EXPECT_FALSE(dates_miss.value);
+    a.run(a.cache.put_schedules(3, std::make_shared<const app::ScheduleDates>(1),
+                                dates_miss.generation));
     EXPECT_EQ(b.run(b.cache.schedules(3, starting_now())).value->size(), 1u);
 }
 
@@ -974,7 +978,7 @@ TEST_F(RedisCatalogCacheTest, AnInvalidationByAnotherProcessIsSeenAtOnce) {
     reader.put(7, seat_map_of(7, 50, 10'000), miss.generation);
     ASSERT_TRUE(reader.seat_map(7).value);  // cached in Redis and in the reader's layer
 
-    writer.invalidate(1, 7);  // a hold committed in the writer's process
+    writer.invalidate(7);  // a hold committed in the writer's process
     const auto after = reader.seat_map(7);
     EXPECT_FALSE(after.value);  // the reader's local copy is not served any more
     EXPECT_GT(after.generation, miss.generation);
@@ -984,7 +988,7 @@ TEST_F(RedisCatalogCacheTest, AnInvalidationByAnotherProcessIsSeenAtOnce) {
     EXPECT_EQ(fresh.value->seats.front().price_won, 20'000);
     EXPECT_EQ(reader.seat_map(7).value->seats.front().price_won, 20'000);
 
-    writer.invalidate(1, 8);  // another schedule of the same concert: seat map 7 stays
+    writer.invalidate(8);  // another schedule of the same concert: seat map 7 stays
     EXPECT_TRUE(reader.seat_map(7).value);
 }
 
@@ -992,12 +996,10 @@ TEST_F(RedisCatalogCacheTest, ASlowLoadersPutAfterAnInvalidationIsRefused) {
     CacheProcess loader;
     CacheProcess writer;
     const auto seen = loader.seat_map(7);  // the loader looks, then reads the database…
-    writer.invalidate(1, 7);               // …while a hold commits and invalidates
+    writer.invalidate(7);                  // …while a hold commits and invalidates
     loader.put(7, seat_map_of(7, 50), seen.generation);  // its state is older than the commit
     EXPECT_FALSE(loader.seat_map(7).value);
     EXPECT_FALSE(writer.seat_map(7).value);
-    const auto list = writer.run(writer.cache.schedules(1, starting_now()));  // the concert's list is bumped too
-    EXPECT_GT(list.generation, 0u);
 }
 
 TEST_F(RedisCatalogCacheTest, TheLocalCopyNeverOutlivesRedisOrRedisLosingItsData) {
