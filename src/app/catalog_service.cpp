@@ -1,14 +1,18 @@
 #include <algorithm>
 
+#include "app/batched_loads.hpp"
 #include "app/services.hpp"
 #include "app/shared_loads.hpp"
 #include "domain/rules.hpp"
 
 namespace concertd::app {
 
+using UsageLoads = BatchedLoads<ScheduleId, std::shared_ptr<const ScheduleUsage>>;
+
 struct CatalogService::Loads {
     SharedLoads<ConcertId, std::shared_ptr<const ScheduleDates>> schedules;  // null: no concert
     SharedLoads<ScheduleId, std::shared_ptr<const SeatMap>> seat_maps;    // null: no schedule
+    UsageLoads usage;
 };
 
 CatalogService::CatalogService(Ports& ports) : ports_(ports), loads_(std::make_unique<Loads>()) {}
@@ -47,6 +51,27 @@ Task<std::shared_ptr<const Value>> load_on_miss(SharedLoads<Key, std::shared_ptr
         shared);
     if (shared) stats.cache_loads_shared.add();
     co_return value;
+}
+
+// One query for all the keys, then one put for all it found, each under the generation looked
+// up before the load.
+Task<UsageLoads::Found> load_usage(Ports& ports, const UsageLoads::Generations& keys) {
+    std::vector<ScheduleId> ids;
+    ids.reserve(keys.size());
+    for (const auto& [id, generation] : keys) ids.push_back(id);
+    auto rows = co_await ports.catalog.schedule_usage(std::move(ids));
+    UsageLoads::Found found;
+    std::vector<UsagePut> puts;
+    puts.reserve(rows.size());
+    for (auto& row : rows) {
+        const auto asked = keys.find(row.schedule_id);
+        if (asked == keys.end()) continue;
+        auto usage = std::make_shared<const ScheduleUsage>(std::move(row));
+        puts.push_back({asked->first, usage, asked->second});
+        found.emplace(asked->first, std::move(usage));
+    }
+    co_await put_or_skip([&] { return ports.cache.put_usage(puts); });
+    co_return found;
 }
 
 }  // namespace
@@ -110,20 +135,17 @@ Task<std::vector<std::shared_ptr<const ScheduleUsage>>> CatalogService::usage_of
     }
     if (missing.empty()) co_return usages;
     loaded = true;
-    auto rows = co_await ports_.catalog.schedule_usage(missing);
-    std::sort(rows.begin(), rows.end(),
-              [](const auto& a, const auto& b) { return a.schedule_id < b.schedule_id; });
+    UsageLoads::Generations asked;
+    for (std::size_t i = 0; i < schedules.size(); ++i) {
+        if (!usages[i]) asked.emplace(schedules[i], cached[i].generation);
+    }
+    bool shared = false;
+    const auto found = co_await loads_->usage.get(
+        asked, [&](const UsageLoads::Generations& keys) { return load_usage(ports_, keys); }, shared);
+    if (shared) ports_.stats.cache_loads_shared.add();
     for (std::size_t i = 0; i < schedules.size(); ++i) {
         if (usages[i]) continue;
-        const auto found = std::lower_bound(
-            rows.begin(), rows.end(), schedules[i],
-            [](const ScheduleUsage& usage, ScheduleId id) { return usage.schedule_id < id; });
-        if (found != rows.end() && found->schedule_id == schedules[i]) {
-            usages[i] = std::make_shared<const ScheduleUsage>(std::move(*found));
-        }
-        // Also with nothing found: the put ends this reader's turn as the key's loader.
-        co_await put_or_skip(
-            [&] { return ports_.cache.put_usage(schedules[i], usages[i], cached[i].generation); });
+        if (const auto it = found->find(schedules[i]); it != found->end()) usages[i] = it->second;
     }
     co_return usages;
 }

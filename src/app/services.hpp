@@ -90,7 +90,7 @@ public:
 
 private:
     // The usage of each schedule (null: none such), cached or loaded (one query for all the
-    // misses; `loaded` is set then).
+    // misses, batched with the other misses of the thread; `loaded` is set then).
     Task<std::vector<std::shared_ptr<const ScheduleUsage>>> usage_of(
         const std::vector<ScheduleId>& schedules, ReadStart since, bool& loaded);
 

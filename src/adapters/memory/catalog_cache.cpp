@@ -91,10 +91,8 @@ MemoryCatalogCache::usage(std::span<const domain::ScheduleId> schedules, app::Re
     co_return found;
 }
 
-boost::asio::awaitable<void> MemoryCatalogCache::put_usage(
-    domain::ScheduleId schedule, std::shared_ptr<const domain::ScheduleUsage> usage,
-    std::uint64_t generation) {
-    if (usage) store(&Shard::usage, schedule, std::move(usage), generation);
+boost::asio::awaitable<void> MemoryCatalogCache::put_usage(std::span<const app::UsagePut> puts) {
+    for (const app::UsagePut& put : puts) store(&Shard::usage, put.schedule, put.usage, put.generation);
     co_return;
 }
 
@@ -130,8 +128,7 @@ NullCatalogCache::usage(std::span<const domain::ScheduleId> schedules, app::Read
     co_return std::vector<app::CacheLookup<domain::ScheduleUsage>>(schedules.size());
 }
 
-boost::asio::awaitable<void> NullCatalogCache::put_usage(
-    domain::ScheduleId, std::shared_ptr<const domain::ScheduleUsage>, std::uint64_t) {
+boost::asio::awaitable<void> NullCatalogCache::put_usage(std::span<const app::UsagePut>) {
     co_return;
 }
 

@@ -45,9 +45,7 @@ public:
                                                std::uint64_t generation) override;
     boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>> usage(
         std::span<const domain::ScheduleId> schedules, app::ReadStart since) override;
-    boost::asio::awaitable<void> put_usage(domain::ScheduleId schedule,
-                                           std::shared_ptr<const domain::ScheduleUsage> usage,
-                                           std::uint64_t generation) override;
+    boost::asio::awaitable<void> put_usage(std::span<const app::UsagePut> puts) override;
     boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) override;
 
 private:
@@ -96,9 +94,7 @@ public:
                                                std::uint64_t generation) override;
     boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>> usage(
         std::span<const domain::ScheduleId> schedules, app::ReadStart since) override;
-    boost::asio::awaitable<void> put_usage(domain::ScheduleId schedule,
-                                           std::shared_ptr<const domain::ScheduleUsage> usage,
-                                           std::uint64_t generation) override;
+    boost::asio::awaitable<void> put_usage(std::span<const app::UsagePut> puts) override;
     boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) override;
 };
 

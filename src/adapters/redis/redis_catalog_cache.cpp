@@ -147,6 +147,44 @@ return stored
     return script;
 }
 
+// KEYS: version, value, version, value, … Reply, flat: per key its version (created from the µs
+// clock if missing) and its value ('' if none). Several keys, no loading lock (usage entries).
+const RedisScript& lookup_many_script() {
+    static const RedisScript script(R"lua(
+local out, clock = {}, nil
+for i = 1, #KEYS, 2 do
+    local version = redis.call('GET', KEYS[i])
+    if not version then
+        clock = clock or redis.call('TIME')
+        version = string.format('%.0f', tonumber(clock[1]) * 1000000 + tonumber(clock[2]))
+        redis.call('SET', KEYS[i], version)
+    end
+    out[#out + 1] = version
+    out[#out + 1] = redis.call('GET', KEYS[i + 1]) or ''
+end
+return out
+)lua");
+    return script;
+}
+
+// KEYS: version, value, … ARGV[1] TTL ms, then per key its generation and value. Reply: per key
+// 1 when stored (its version was still the generation).
+const RedisScript& put_many_script() {
+    static const RedisScript script(R"lua(
+local out = {}
+for i = 1, #KEYS, 2 do
+    local stored = 0
+    if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+        redis.call('SET', KEYS[i + 1], ARGV[i + 2], 'PX', ARGV[1])
+        stored = 1
+    end
+    out[#out + 1] = stored
+end
+return out
+)lua");
+    return script;
+}
+
 // KEYS: version, value, version, value, … Each version becomes max(version + 1, µs clock).
 const RedisScript& invalidate_script() {
     static const RedisScript script(R"lua(
@@ -506,13 +544,6 @@ boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup(Kind kind,
             }
         }
     }
-    co_return co_await lookup_in_redis<T>(kind, id, keys);
-}
-
-template <class T>
-boost::asio::awaitable<app::CacheLookup<T>> RedisCatalogCache::lookup_in_redis(Kind kind,
-                                                                               std::int64_t id,
-                                                                               const Keys& keys) {
     const LoaderKey loader{this, static_cast<int>(kind), id};
     const auto deadline = Clock::now() + kLoadWaitMax;
     bool waited = false;
@@ -678,16 +709,73 @@ RedisCatalogCache::usage(std::span<const domain::ScheduleId> schedules, app::Rea
             }
         }
     }
+    // The others in one script: the value Redis holds, or a miss at the current version.
+    std::vector<std::string_view> names;
+    std::vector<std::size_t> remote;
     for (std::size_t i = 0; i < schedules.size(); ++i) {
-        if (!found[i].value) found[i] = co_await lookup_in_redis<Usage>(Kind::kUsage, schedules[i], keys[i]);
+        if (found[i].value) continue;
+        names.push_back(keys[i].version());
+        names.push_back(keys[i].value());
+        remote.push_back(i);
+    }
+    if (remote.empty()) co_return found;
+    const RedisReply reply = co_await client_.eval(
+        lookup_many_script(), std::span<const std::string_view>(names),
+        std::span<const std::string_view>());
+    if (reply.is_error()) throw DependencyUnavailable("redis: cache lookup failed: " + reply.text);
+    if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2 * remote.size()) {
+        throw DependencyUnavailable("redis: unexpected reply to a cache lookup");
+    }
+    for (std::size_t j = 0; j < remote.size(); ++j) {
+        const std::size_t i = remote[j];
+        const std::uint64_t version = parse_version(reply.elements[2 * j]);
+        const RedisReply& text = reply.elements[2 * j + 1];
+        std::optional<Usage> decoded;
+        if (text.type == RedisReply::Type::kString && !text.text.empty()) decoded = decode<Usage>(text.text);
+        if (!decoded) {  // none, or not our format: a miss; the loader's put overwrites it
+            ++misses_;
+            found[i] = {nullptr, version};
+            continue;
+        }
+        auto value = std::make_shared<const Usage>(std::move(*decoded));
+        local_store<Usage>(schedules[i], version, value);
+        ++redis_hits_;
+        found[i] = {std::move(value), version};
     }
     co_return found;
 }
 
-boost::asio::awaitable<void> RedisCatalogCache::put_usage(
-    domain::ScheduleId schedule, std::shared_ptr<const domain::ScheduleUsage> usage,
-    std::uint64_t generation) {
-    co_await put<domain::ScheduleUsage>(Kind::kUsage, schedule, std::move(usage), generation);
+boost::asio::awaitable<void> RedisCatalogCache::put_usage(std::span<const app::UsagePut> puts) {
+    if (puts.empty()) co_return;
+    std::vector<Keys> keys;
+    keys.reserve(puts.size());  // no move after this: the views below point into them
+    std::vector<std::string> texts;  // generations and values, owned for the call
+    texts.reserve(2 * puts.size() + 1);
+    texts.push_back(std::to_string(std::chrono::milliseconds(kValueTtl).count()));
+    std::vector<std::string_view> names;
+    for (const app::UsagePut& put : puts) {
+        keys.push_back(keys_for(Kind::kUsage, put.schedule));
+        names.push_back(keys.back().version());
+        names.push_back(keys.back().value());
+        texts.push_back(std::to_string(put.generation));
+        texts.push_back(encode(*put.usage));
+    }
+    const std::vector<std::string_view> args(texts.begin(), texts.end());
+    try {
+        const RedisReply reply = co_await client_.eval(
+            put_many_script(), std::span<const std::string_view>(names),
+            std::span<const std::string_view>(args));
+        if (reply.is_error()) spdlog::warn("redis: cache put failed: {}", reply.text);
+        if (reply.type != RedisReply::Type::kArray || reply.elements.size() != puts.size()) co_return;
+        for (std::size_t i = 0; i < puts.size(); ++i) {
+            const RedisReply& stored = reply.elements[i];
+            if (stored.type == RedisReply::Type::kInteger && stored.integer == 1) {
+                local_store<domain::ScheduleUsage>(puts[i].schedule, puts[i].generation, puts[i].usage);
+            }
+        }
+    } catch (const DependencyUnavailable& error) {
+        spdlog::debug("redis: cache put skipped: {}", error.what());  // the value is loaded anyway
+    }
 }
 
 boost::asio::awaitable<void> RedisCatalogCache::invalidate(domain::ScheduleId schedule) {

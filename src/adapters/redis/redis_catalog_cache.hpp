@@ -22,9 +22,10 @@
 //   committed in Redis, nor outlives Redis's copy. It only saves moving and decoding the value.
 //   That round trip is the thread's read barrier (read_barrier.hpp), shared with the thread's
 //   other reads; a key with no local copy, or a stale one, takes the lookup script of its own.
-// - Stampede protection: on a miss, one caller per key becomes the loader (it takes the loading
-//   lock); the others wait up to kLoadWaitMax: callers on the loader's thread until its put()
-//   wakes them, callers elsewhere polling every kLoadPollInterval. Then they load anyway.
+// - Stampede protection (seat maps, dates): on a miss, one caller per key becomes the loader (it
+//   takes the loading lock); the others wait up to kLoadWaitMax: callers on the loader's thread
+//   until its put() wakes them, callers elsewhere polling every kLoadPollInterval. Then they
+//   load anyway. Usage entries have none (catalog_cache.hpp says why).
 // - lookup and invalidate throw domain::DependencyUnavailable when Redis cannot be reached
 //   (invalidate after one retry); put never does (caching is optional, the value is loaded).
 // - Thread-safe. A lookup served locally costs a share of a barrier call; otherwise one round
@@ -103,13 +104,11 @@ public:
     boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
                                                std::shared_ptr<const app::ScheduleDates> dates,
                                                std::uint64_t generation) override;
-    // The local copies are confirmed in one barrier call for all; the others take the lookup
-    // script each.
+    // The local copies are confirmed in one barrier call for all; the others are read in one
+    // script (no loading lock). So at most two round trips, and one put for all the misses.
     boost::asio::awaitable<std::vector<app::CacheLookup<domain::ScheduleUsage>>> usage(
         std::span<const domain::ScheduleId> schedules, app::ReadStart since) override;
-    boost::asio::awaitable<void> put_usage(domain::ScheduleId schedule,
-                                           std::shared_ptr<const domain::ScheduleUsage> usage,
-                                           std::uint64_t generation) override;
+    boost::asio::awaitable<void> put_usage(std::span<const app::UsagePut> puts) override;
     // Bumps the seat map's and the usage's versions and deletes both values in one script;
     // drops the local copies.
     boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) override;
@@ -156,10 +155,6 @@ private:
     template <class T>
     boost::asio::awaitable<app::CacheLookup<T>> lookup(Kind kind, std::int64_t id,
                                                        app::ReadStart since);
-    // The lookup script (the local copy, if any, was not confirmed): value, or loader's turn.
-    template <class T>
-    boost::asio::awaitable<app::CacheLookup<T>> lookup_in_redis(Kind kind, std::int64_t id,
-                                                                const Keys& keys);
     template <class T>
     boost::asio::awaitable<void> put(Kind kind, std::int64_t id, std::shared_ptr<const T> value,
                                      std::uint64_t generation);

@@ -26,6 +26,12 @@ struct CacheLookup {
 
 using ScheduleDates = std::vector<domain::ScheduleDate>;
 
+struct UsagePut {
+    domain::ScheduleId schedule = 0;
+    std::shared_ptr<const domain::ScheduleUsage> usage;  // not null
+    std::uint64_t generation = 0;                        // from the usage lookup
+};
+
 // When a read began (docs/caching.md, "The rule"): its answer must reflect every write that
 // answered before this moment, so a remote check made after it serves the read as well as a
 // check of its own would.
@@ -49,13 +55,12 @@ public:
     virtual boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
                                                        std::shared_ptr<const ScheduleDates> dates,
                                                        std::uint64_t generation) = 0;
-    // One lookup per schedule, in order. A miss makes the caller this key's loader (it must
-    // put_usage, with a null value if it found nothing, so other callers stop waiting).
+    // One lookup per schedule, in order. No loading lock: a miss is loaded by each reader that
+    // has it, together with its other misses (one small query); waiting for another reader's
+    // load would chain the waits of readers that miss several keys.
     virtual boost::asio::awaitable<std::vector<CacheLookup<domain::ScheduleUsage>>> usage(
         std::span<const domain::ScheduleId> schedules, ReadStart since) = 0;
-    virtual boost::asio::awaitable<void> put_usage(
-        domain::ScheduleId schedule, std::shared_ptr<const domain::ScheduleUsage> usage,
-        std::uint64_t generation) = 0;
+    virtual boost::asio::awaitable<void> put_usage(std::span<const UsagePut> puts) = 0;
     // After a committed change to a schedule's seats (hold, expiry, sale): its seat map and usage.
     virtual boost::asio::awaitable<void> invalidate(domain::ScheduleId schedule) = 0;
 };

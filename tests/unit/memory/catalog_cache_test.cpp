@@ -41,6 +41,13 @@ std::shared_ptr<const domain::ScheduleUsage> usage_of(domain::ScheduleId schedul
         domain::ScheduleUsage{schedule, sold, {}});
 }
 
+// The usage put of one schedule.
+void put_usage(Runner& runner, app::CatalogCache& cache, domain::ScheduleId schedule,
+               std::shared_ptr<const domain::ScheduleUsage> usage, std::uint64_t generation) {
+    const app::UsagePut puts[] = {{schedule, std::move(usage), generation}};
+    runner.run(cache.put_usage(puts));
+}
+
 // The usage lookup of one schedule.
 app::CacheLookup<domain::ScheduleUsage> usage(Runner& runner, app::CatalogCache& cache,
                                               domain::ScheduleId schedule) {
@@ -70,7 +77,7 @@ TEST(MemoryCatalogCache, MissThenHitAtTheSameGeneration) {
     ASSERT_EQ(usage_misses.size(), 2u);
     EXPECT_FALSE(usage_misses[0].value);
     const auto used = usage_of(8, 3);
-    runner.run(cache.put_usage(8, used, usage_misses[1].generation));
+    put_usage(runner, cache, 8, used, usage_misses[1].generation);
     const auto usage_hits = runner.run(cache.usage(both, starting_now()));
     EXPECT_FALSE(usage_hits[0].value);
     EXPECT_EQ(usage_hits[1].value, used);
@@ -83,7 +90,7 @@ TEST(MemoryCatalogCache, PutAfterInvalidateIsIgnored) {
     const auto seen_usage = usage(runner, cache, 7);
     runner.run(cache.invalidate(7));                           // ...a hold commits...
     runner.run(cache.put_seat_map(7, seat_map_of(7, 1), seen.generation));  // ...stale put
-    runner.run(cache.put_usage(7, usage_of(7, 0), seen_usage.generation));
+    put_usage(runner, cache, 7, usage_of(7, 0), seen_usage.generation);
     const auto after = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_FALSE(after.value);
     EXPECT_GT(after.generation, seen.generation);
@@ -101,7 +108,7 @@ TEST(MemoryCatalogCache, InvalidateDropsTheSchedulesEntriesOnly) {
     Runner runner;
     for (domain::ScheduleId schedule : {7, 8}) {
         runner.run(cache.put_seat_map(schedule, seat_map_of(schedule, 5), 0));
-        runner.run(cache.put_usage(schedule, usage_of(schedule, 1), 0));
+        put_usage(runner, cache, schedule, usage_of(schedule, 1), 0);
     }
     runner.run(cache.put_schedules(3, dates_of(2), 0));
     runner.run(cache.invalidate(7));
@@ -160,7 +167,7 @@ TEST(NullCatalogCache, AlwaysMisses) {
     Runner runner;
     runner.run(cache.put_seat_map(7, seat_map_of(7, 5), 0));
     runner.run(cache.put_schedules(3, dates_of(1), 0));
-    runner.run(cache.put_usage(7, usage_of(7, 1), 0));
+    put_usage(runner, cache, 7, usage_of(7, 1), 0);
     const auto map = runner.run(cache.seat_map(7, starting_now()));
     EXPECT_FALSE(map.value);
     EXPECT_EQ(map.generation, 0u);

@@ -1002,6 +1002,31 @@ TEST_F(RedisCatalogCacheTest, ASlowLoadersPutAfterAnInvalidationIsRefused) {
     EXPECT_FALSE(writer.seat_map(7).value);
 }
 
+// Usage entries are put together in one script, each under its own compare-and-set: a put whose
+// schedule was invalidated since its lookup is refused, the others are stored.
+TEST_F(RedisCatalogCacheTest, AUsagePutIsRefusedOnlyForTheScheduleInvalidatedSince) {
+    CacheProcess loader;
+    CacheProcess writer;
+    const std::vector<domain::ScheduleId> ids{7, 8};
+    const auto seen = loader.run(loader.cache.usage(ids, starting_now()));
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_FALSE(seen[0].value);
+    writer.invalidate(7);  // a hold commits while the loader reads the database
+    std::vector<app::UsagePut> puts;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        puts.push_back({ids[i],
+                        std::make_shared<const domain::ScheduleUsage>(
+                            domain::ScheduleUsage{ids[i], 1, {}}),
+                        seen[i].generation});
+    }
+    loader.run(loader.cache.put_usage(puts));
+    const auto after = writer.run(writer.cache.usage(ids, starting_now()));
+    EXPECT_FALSE(after[0].value);  // older than the commit: never stored
+    ASSERT_TRUE(after[1].value);
+    EXPECT_EQ(after[1].value->sold_seats, 1);
+    EXPECT_EQ(writer.cache.counters().redis_hits, 1u);
+}
+
 TEST_F(RedisCatalogCacheTest, TheLocalCopyNeverOutlivesRedisOrRedisLosingItsData) {
     CacheProcess a;
     const auto miss = a.seat_map(7);
