@@ -14,11 +14,7 @@
 // State is per OS thread (one thread per io_context, this codebase's rule): no lock.
 #pragma once
 
-#include <atomic>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -26,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "app/load_rounds.hpp"
 #include "app/ports/storage.hpp"
 
 namespace concertd::app {
@@ -54,29 +51,24 @@ public:
         auto round = state.next;
         round->add(asked);
         if (runs_next) {
-            co_await wait(round->go);  // the running load has ended: this one runs now
+            co_await RoundSignals::wait(round->go);  // the running load has ended: this one runs now
             co_return co_await run(*round, load);
         }
         shared = true;
-        co_await wait(round->done);
+        co_await RoundSignals::wait(round->done);
         if (round->error) std::rethrow_exception(round->error);
         co_return round->found;
     }
 
 private:
-    struct Round {
-        explicit Round(const boost::asio::any_io_executor& executor) : go(executor), done(executor) {
-            go.expires_at(boost::asio::steady_timer::time_point::max());
-            done.expires_at(boost::asio::steady_timer::time_point::max());
-        }
+    struct Round : RoundSignals {
+        using RoundSignals::RoundSignals;
         void add(const Generations& asked) {
             for (const auto& [key, generation] : asked) {
                 auto [it, added] = keys.emplace(key, generation);
                 if (!added && generation > it->second) it->second = generation;
             }
         }
-        boost::asio::steady_timer go;    // cancelled: the round's runner may load
-        boost::asio::steady_timer done;  // cancelled: the load ended, found or error is set
         Generations keys;
         std::shared_ptr<const Found> found;
         std::exception_ptr error;
@@ -114,21 +106,9 @@ private:
         co_return round.found;
     }
 
-    static Task<void> wait(boost::asio::steady_timer& timer) {
-        co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    }
+    State& thread_state() { return state_.get(); }
 
-    State& thread_state() {
-        thread_local std::unordered_map<std::uint64_t, State> by_owner;
-        return by_owner[id_];
-    }
-
-    static std::uint64_t next_id() {
-        static std::atomic<std::uint64_t> ids{0};
-        return ++ids;
-    }
-
-    const std::uint64_t id_ = next_id();  // not the address: an owner's may be reused
+    PerThread<State> state_;
 };
 
 }  // namespace concertd::app

@@ -4,7 +4,7 @@
 // while one runs wait for it to end, then share the *next* load, run by the first of them: a
 // load a reader gets always started after the reader asked, so it sees every write answered
 // before (docs/caching.md's rule holds as for a load of its own). A hot key (every hold
-// invalidates its concert's dates list) then costs at most one load in flight and one queued
+// invalidates its schedule's seat map) then costs at most one load in flight and one queued
 // per thread, however many readers miss at once, instead of one load (and one pool
 // connection) per reader.
 //
@@ -12,18 +12,14 @@
 // hit never touches it.
 #pragma once
 
-#include <atomic>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <unordered_map>
 #include <utility>
 
+#include "app/load_rounds.hpp"
 #include "app/ports/storage.hpp"
 
 namespace concertd::app {
@@ -47,23 +43,18 @@ public:
         if (runs_next) slot.next = std::make_shared<Round>(co_await boost::asio::this_coro::executor);
         auto round = slot.next;
         if (runs_next) {
-            co_await wait(round->go);  // the running load has ended: this round is the running one
+            co_await RoundSignals::wait(round->go);  // the running load has ended: this round is the running one
             co_return co_await run(key, load, round);
         }
         shared = true;
-        co_await wait(round->done);
+        co_await RoundSignals::wait(round->done);
         if (round->error) std::rethrow_exception(round->error);
         co_return *round->value;
     }
 
 private:
-    struct Round {
-        explicit Round(const boost::asio::any_io_executor& executor) : go(executor), done(executor) {
-            go.expires_at(boost::asio::steady_timer::time_point::max());
-            done.expires_at(boost::asio::steady_timer::time_point::max());
-        }
-        boost::asio::steady_timer go;    // cancelled: the round's runner may load
-        boost::asio::steady_timer done;  // cancelled: the load ended, value or error is set
+    struct Round : RoundSignals {
+        using RoundSignals::RoundSignals;
         std::optional<Value> value;
         std::exception_ptr error;
     };
@@ -109,21 +100,9 @@ private:
         co_return std::move(*value);
     }
 
-    static Task<void> wait(boost::asio::steady_timer& timer) {
-        co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    }
+    Slots& thread_slots() { return slots_.get(); }
 
-    Slots& thread_slots() {
-        thread_local std::unordered_map<std::uint64_t, Slots> by_owner;
-        return by_owner[id_];
-    }
-
-    static std::uint64_t next_id() {
-        static std::atomic<std::uint64_t> ids{0};
-        return ++ids;
-    }
-
-    const std::uint64_t id_ = next_id();  // not the address: an owner's may be reused
+    PerThread<Slots> slots_;
 };
 
 }  // namespace concertd::app

@@ -21,7 +21,8 @@
 //   value has not expired there: it never serves anything older than the last invalidation
 //   committed in Redis, nor outlives Redis's copy. It only saves moving and decoding the value.
 //   That round trip is the thread's read barrier (read_barrier.hpp), shared with the thread's
-//   other reads; a key with no local copy, or a stale one, takes the lookup script of its own.
+//   other reads; a key with no local copy, or a stale one, takes the lookup script of its own
+//   (usage: the keys of a read that have none take one script together).
 // - Stampede protection (seat maps, dates): on a miss, one caller per key becomes the loader (it
 //   takes the loading lock); the others wait up to kLoadWaitMax: callers on the loader's thread
 //   until its put() wakes them, callers elsewhere polling every kLoadPollInterval. Then they

@@ -55,9 +55,10 @@ public:
     virtual boost::asio::awaitable<void> put_schedules(domain::ConcertId concert,
                                                        std::shared_ptr<const ScheduleDates> dates,
                                                        std::uint64_t generation) = 0;
-    // One lookup per schedule, in order. No loading lock: a miss is loaded by each reader that
-    // has it, together with its other misses (one small query); waiting for another reader's
-    // load would chain the waits of readers that miss several keys.
+    // One lookup per schedule, in order. No loading lock across processes: a reader misses
+    // several keys at once, and waiting for other readers' loads would chain the waits; the
+    // caller batches its misses with the other misses of its thread instead
+    // (app/batched_loads.hpp).
     virtual boost::asio::awaitable<std::vector<CacheLookup<domain::ScheduleUsage>>> usage(
         std::span<const domain::ScheduleId> schedules, ReadStart since) = 0;
     virtual boost::asio::awaitable<void> put_usage(std::span<const UsagePut> puts) = 0;
