@@ -326,8 +326,13 @@ asio::awaitable<std::unique_ptr<PgConnection>> PgConnection::connect(
     app::Counter* round_trips) {
     auto impl = std::make_unique<Impl>();
     impl->round_trips = round_trips;
-    // Note: a host name (not an address) is resolved inside PQconnectStart, blocking.
-    impl->conn = PQconnectStart(conninfo.c_str());
+    // JIT off: it pays for analytic queries, while here it would compile for milliseconds on
+    // every short query the planner overestimates. Listed before the caller's string, so an
+    // `options` given there replaces it (libpq keeps the last value of a repeated keyword).
+    const char* const keywords[] = {"options", "dbname", nullptr};
+    const char* const values[] = {"-c jit=off", conninfo.c_str(), nullptr};
+    // Note: a host name (not an address) is resolved inside PQconnectStartParams, blocking.
+    impl->conn = PQconnectStartParams(keywords, values, /*expand_dbname=*/1);
     if (!impl->conn) throw_unavailable("cannot allocate a connection");
     if (PQstatus(impl->conn) == CONNECTION_BAD) impl->fail("connect failed");
     PQsetNoticeProcessor(impl->conn, on_notice, nullptr);
