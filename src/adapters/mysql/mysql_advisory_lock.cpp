@@ -55,10 +55,14 @@ asio::awaitable<std::optional<app::LockLease>> MysqlAdvisoryLock::acquire(
         std::chrono::steady_clock::now() + std::max(wait, std::chrono::milliseconds(0));
     auto backoff = kBackoffFirst;
     for (;;) {
-        // Held by this process: the server would say no; ask again once it is released.
-        if (!held_here(key)) {
+        // Held or being tried by this process: the server would say no, or is being asked
+        // already; ask again once that is over.
+        if (auto claim = claims_.claim(key)) {
             auto lease = co_await try_once(key);
-            if (lease) co_return lease;
+            if (lease) {
+                claim->keep();  // until release()
+                co_return lease;
+            }
         }
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline) co_return std::nullopt;
@@ -77,6 +81,7 @@ asio::awaitable<std::optional<app::LockLease>> MysqlAdvisoryLock::try_once(
     auto executor = co_await asio::this_coro::executor;
     const auto timeout = pool_.options().statement_timeout;
     auto conn = co_await pool_.acquire();
+    tries_.fetch_add(1, std::memory_order_relaxed);
     // Armed before the try: a grant whose answer is lost (a timeout, a coroutine destroyed) or a
     // fence that fails must not leave the lock on a pooled session.
     NamedLockGuard guard(conn);
@@ -93,7 +98,6 @@ asio::awaitable<std::optional<app::LockLease>> MysqlAdvisoryLock::try_once(
     guard.disarm();  // the connection is kept with the lease from here
     {
         std::lock_guard lock(mutex_);
-        keys_.insert(key);
         held_.emplace(std::move(owner), Held{key, std::move(executor), std::move(conn)});
     }
     co_return lease;
@@ -107,8 +111,8 @@ asio::awaitable<void> MysqlAdvisoryLock::release(app::LockLease lease) {
         if (it == held_.end() || it->second.key != lease.key) co_return;
         auto node = held_.extract(it);
         held.emplace(std::move(node.mapped()));
-        keys_.erase(held->key);
     }
+    const adapters::LocalClaims::Claim claim(claims_, held->key);  // dropped once unlocked
     const auto timeout = pool_.options().statement_timeout;
     const auto current = co_await asio::this_coro::executor;
     if (current == held->executor) {
@@ -132,11 +136,6 @@ asio::awaitable<void> MysqlAdvisoryLock::unlock(Held held, std::chrono::millisec
     }
     if (!released) held.connection->discard();
     // `held.connection` goes back to the pool (or is dropped) here.
-}
-
-bool MysqlAdvisoryLock::held_here(const std::string& key) const {
-    std::lock_guard lock(mutex_);
-    return keys_.contains(key);
 }
 
 std::size_t MysqlAdvisoryLock::held_count() const {

@@ -13,7 +13,9 @@
 //   release() with an unknown owner does nothing.
 // - Waiting polls GET_LOCK(name, 0) with jittered exponential backoff (kBackoffFirst doubling to
 //   kBackoffMax), giving the connection back between tries; a waiter whose key this process
-//   already holds does not ask the server until it is released here. No FIFO among waiters.
+//   holds, or is asking the server for, does not ask until that is over: one try of a key in
+//   flight per process, however many wait here (adapters/local_claims.hpp). No FIFO among
+//   waiters.
 //   (A server-side wait, GET_LOCK(name, seconds), would keep a connection per waiter for the
 //   whole wait and must end within the statement timeout; polling keeps the pool's use at one
 //   connection per lease plus one per try in flight, as on PostgreSQL.) acquire() returns nullopt
@@ -39,16 +41,18 @@
 // connection (the server frees the lock).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
+#include "adapters/local_claims.hpp"
 #include "adapters/mysql/mysql_pool.hpp"
 #include "app/ports/distributed_lock.hpp"
 
@@ -72,8 +76,9 @@ public:
     // Does nothing for an owner it does not know; never throws for a broken connection.
     boost::asio::awaitable<void> release(app::LockLease lease) override;
 
-    // Leases held by this process (for tests and metrics).
+    // Leases held by this process, and the tries it sent to the server (for tests and metrics).
     std::size_t held_count() const;
+    std::uint64_t tries() const { return tries_.load(std::memory_order_relaxed); }
 
 private:
     // A granted lease: the session that holds the lock, and the io_context it lives on.
@@ -84,7 +89,6 @@ private:
     };
 
     boost::asio::awaitable<std::optional<app::LockLease>> try_once(const std::string& key);
-    bool held_here(const std::string& key) const;
     // Unlocks on the held connection and gives it back (discards it if that fails). On its
     // io_context.
     static boost::asio::awaitable<void> unlock(Held held, std::chrono::milliseconds timeout);
@@ -92,7 +96,8 @@ private:
     MysqlPool& pool_;
     mutable std::mutex mutex_;  // never held across a co_await
     std::unordered_map<std::string, Held> held_;  // by owner
-    std::unordered_set<std::string> keys_;        // keys of held_ (the server allows one each)
+    adapters::LocalClaims claims_;  // the keys of held_, and of tries in flight
+    std::atomic<std::uint64_t> tries_{0};
 };
 
 }  // namespace concertd::mysql

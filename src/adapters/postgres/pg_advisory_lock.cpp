@@ -50,10 +50,14 @@ asio::awaitable<std::optional<app::LockLease>> PgAdvisoryLock::acquire(
         std::chrono::steady_clock::now() + std::max(wait, std::chrono::milliseconds(0));
     auto backoff = kBackoffFirst;
     for (;;) {
-        // Held by this process: the database would say no; ask again once it is released.
-        if (!held_here(key)) {
+        // Held or being tried by this process: the database would say no, or is being asked
+        // already; ask again once that is over.
+        if (auto claim = claims_.claim(key)) {
             auto lease = co_await try_once(key);
-            if (lease) co_return lease;
+            if (lease) {
+                claim->keep();  // until release()
+                co_return lease;
+            }
         }
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline) co_return std::nullopt;
@@ -71,13 +75,13 @@ asio::awaitable<std::optional<app::LockLease>> PgAdvisoryLock::try_once(const st
     std::string owner = memory::random_token_hex();
     auto executor = co_await asio::this_coro::executor;
     auto conn = co_await pool_.acquire();
+    tries_.fetch_add(1, std::memory_order_relaxed);
     const auto result =
         co_await conn->execute(kTryLock, {param(key)}, pool_.options().statement_timeout);
     if (result.is_null(0, 0)) co_return std::nullopt;  // busy; the connection goes back
     app::LockLease lease{key, owner, static_cast<std::uint64_t>(result.int64(0, 0))};
     {
         std::lock_guard lock(mutex_);
-        keys_.insert(key);
         held_.emplace(std::move(owner), Held{key, std::move(executor), std::move(conn)});
     }
     co_return lease;
@@ -91,8 +95,8 @@ asio::awaitable<void> PgAdvisoryLock::release(app::LockLease lease) {
         if (it == held_.end() || it->second.key != lease.key) co_return;
         auto node = held_.extract(it);
         held.emplace(std::move(node.mapped()));
-        keys_.erase(held->key);
     }
+    const adapters::LocalClaims::Claim claim(claims_, held->key);  // dropped once unlocked
     const auto timeout = pool_.options().statement_timeout;
     const auto current = co_await asio::this_coro::executor;
     if (current == held->executor) {
@@ -124,11 +128,6 @@ asio::awaitable<void> PgAdvisoryLock::unlock(Held held, std::chrono::millisecond
         }
     }
     // `held.connection` goes back to the pool here.
-}
-
-bool PgAdvisoryLock::held_here(const std::string& key) const {
-    std::lock_guard lock(mutex_);
-    return keys_.contains(key);
 }
 
 std::size_t PgAdvisoryLock::held_count() const {

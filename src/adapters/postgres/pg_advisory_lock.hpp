@@ -10,7 +10,9 @@
 //   lease; release() with an unknown owner does nothing.
 // - Waiting polls pg_try_advisory_lock with jittered exponential backoff (kBackoffFirst doubling
 //   to kBackoffMax), giving the connection back between tries; a waiter whose key this process
-//   already holds does not ask the database until it is released here. No FIFO among waiters.
+//   holds, or is asking the database for, does not ask until that is over: one try of a key in
+//   flight per process, however many wait here (adapters/local_claims.hpp). No FIFO among
+//   waiters.
 //   acquire() returns nullopt once `wait` has run out; it may overrun `wait` by one round trip,
 //   or by up to the pool's acquire_timeout when the pool has no free connection.
 // - While a lease is held, its session holds the lock, so the adapter keeps that connection
@@ -27,16 +29,18 @@
 // given back to the pool with its session lock still held (PooledConnection has no discard).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
+#include "adapters/local_claims.hpp"
 #include "adapters/postgres/pg_pool.hpp"
 #include "app/ports/distributed_lock.hpp"
 
@@ -60,8 +64,9 @@ public:
     // Does nothing for an owner it does not know; never throws for a broken connection.
     boost::asio::awaitable<void> release(app::LockLease lease) override;
 
-    // Leases held by this process (for tests and metrics).
+    // Leases held by this process, and the tries it sent to the database (for tests and metrics).
     std::size_t held_count() const;
+    std::uint64_t tries() const { return tries_.load(std::memory_order_relaxed); }
 
 private:
     // A granted lease: the session that holds the lock, and the io_context it lives on.
@@ -72,14 +77,14 @@ private:
     };
 
     boost::asio::awaitable<std::optional<app::LockLease>> try_once(const std::string& key);
-    bool held_here(const std::string& key) const;
     // Unlocks on the held connection and gives it back (drops it if broken). On its io_context.
     static boost::asio::awaitable<void> unlock(Held held, std::chrono::milliseconds timeout);
 
     PgPool& pool_;
     mutable std::mutex mutex_;  // never held across a co_await
     std::unordered_map<std::string, Held> held_;  // by owner
-    std::unordered_set<std::string> keys_;        // keys of held_ (the database allows one each)
+    adapters::LocalClaims claims_;  // the keys of held_, and of tries in flight
+    std::atomic<std::uint64_t> tries_{0};
 };
 
 }  // namespace concertd::postgres

@@ -575,6 +575,50 @@ TEST_F(PgAdvisoryLockTest, WaiterInTheSameProcessGetsTheKeyAfterRelease) {
     EXPECT_EQ(process.lock.held_count(), 0u);
 }
 
+// A crowd of this process's waiters on one key: the database is asked once per grant, never
+// by two of them at a time (a burst of holds on a few seats would queue on the lock's pool).
+TEST_F(PgAdvisoryLockTest, LocalWaitersOfOneKeyAskTheDatabaseOnlyWhenItIsFreeHere) {
+    Process process;
+    // A burst that will not wait: one try reaches the database, the others answer busy here.
+    constexpr int kBurst = 50;
+    std::vector<std::optional<app::LockLease>> burst(kBurst);
+    asio::io_context io;
+    for (auto& lease : burst) {
+        const auto try_now = [&]() -> asio::awaitable<void> {
+            lease = co_await process.lock.acquire("seat:5:5", 0ms);
+        };
+        asio::co_spawn(io, try_now, rethrow_if);
+    }
+    io.run();
+    EXPECT_EQ(std::ranges::count_if(burst, [](const auto& lease) { return lease.has_value(); }),
+              1);
+    EXPECT_EQ(process.lock.tries(), 1u);
+    io.restart();
+    for (const auto& lease : burst) {  // on the io_context that acquired, which runs it
+        if (lease) asio::co_spawn(io, process.lock.release(*lease), rethrow_if);
+    }
+    // A crowd that waits: each gets the key in turn, with one try each.
+    constexpr int kCrowd = 40;
+    int granted = 0;
+    for (int i = 0; i < kCrowd; ++i) {
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                const auto lease = co_await process.lock.acquire("seat:5:5", 10s);
+                if (!lease) co_return;
+                ++granted;
+                co_await sleep_for(1ms);
+                co_await process.lock.release(*lease);
+            },
+            rethrow_if);
+    }
+    io.run();
+    EXPECT_EQ(granted, kCrowd);
+    EXPECT_EQ(process.lock.tries(), 1u + kCrowd);
+    EXPECT_EQ(process.lock.held_count(), 0u);
+    EXPECT_EQ(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), "0");
+}
+
 TEST_F(PgAdvisoryLockTest, ReleaseWithAnUnknownOwnerDoesNothing) {
     Process process;
     Runner runner;
