@@ -128,17 +128,13 @@ Task<std::vector<std::shared_ptr<const ScheduleUsage>>> CatalogService::usage_of
         ports_.stats.cache_errors.add();
     }
     std::vector<std::shared_ptr<const ScheduleUsage>> usages(schedules.size());
-    std::vector<ScheduleId> missing;
-    for (std::size_t i = 0; i < schedules.size(); ++i) {
-        usages[i] = std::move(cached[i].value);
-        if (!usages[i]) missing.push_back(schedules[i]);
-    }
-    if (missing.empty()) co_return usages;
-    loaded = true;
     UsageLoads::Generations asked;
     for (std::size_t i = 0; i < schedules.size(); ++i) {
+        usages[i] = std::move(cached[i].value);
         if (!usages[i]) asked.emplace(schedules[i], cached[i].generation);
     }
+    if (asked.empty()) co_return usages;
+    loaded = true;
     bool shared = false;
     const auto found = co_await loads_->usage.get(
         asked, [&](const UsageLoads::Generations& keys) { return load_usage(ports_, keys); }, shared);

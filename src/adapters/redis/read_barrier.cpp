@@ -410,14 +410,23 @@ asio::awaitable<std::vector<VersionCheck>> ReadBarrier::check_versions(
 
 asio::awaitable<void> ReadBarrier::expect_version(std::string_view version_key,
                                                   std::string_view value_key) {
+    const VersionKeys keys[] = {{version_key, value_key}};
+    co_await expect_versions(keys);
+}
+
+asio::awaitable<void> ReadBarrier::expect_versions(std::span<const VersionKeys> keys) {
     const auto executor = co_await asio::this_coro::executor;
     std::shared_ptr<Thread> thread = core_->thread_for(executor);
-    if (!thread->next_batch(executor, answer_wait_max_)->add_version(version_key, value_key, false)) {
-        co_return;  // full: the read's check makes its own registration, as without the hint
+    const std::shared_ptr<Batch> batch = thread->next_batch(executor, answer_wait_max_);
+    bool added = false;
+    for (const VersionKeys& key : keys) {
+        // Full: the read's check makes its own registration, as without the hint.
+        if (!batch->add_version(key.version_key, key.value_key, false)) break;
+        added = true;
     }
     // The sender keeps the thread's state alive until the read's token check joins this batch;
     // it sends only after the handlers queued now have run, and nothing if no read waits.
-    start_sender(client_, core_, thread, executor);
+    if (added) start_sender(client_, core_, thread, executor);
 }
 
 void ReadBarrier::start_sender(RedisClient& client, const std::shared_ptr<Core>& core,

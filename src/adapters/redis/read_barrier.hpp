@@ -110,6 +110,8 @@ public:
     // that would carry only expectations is not sent.
     boost::asio::awaitable<void> expect_version(std::string_view version_key,
                                                 std::string_view value_key);
+    // expect_version for several keys at once (a dates list's dates and usage keys).
+    boost::asio::awaitable<void> expect_versions(std::span<const VersionKeys> keys);
 
     Counters counters() const;
 

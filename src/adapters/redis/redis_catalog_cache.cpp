@@ -664,11 +664,19 @@ boost::asio::awaitable<app::CacheLookup<app::ScheduleDates>> RedisCatalogCache::
 boost::asio::awaitable<void> RedisCatalogCache::expect_schedules(domain::ConcertId concert) {
     const auto dates = local_get<app::ScheduleDates>(concert);
     if (!dates) co_return;
-    const Keys dates_keys = keys_for(Kind::kDates, concert);
-    co_await barrier_.expect_version(dates_keys.version(), dates_keys.value());
+    std::vector<Keys> keys;
+    keys.reserve(1 + dates->value->size());  // no move after this: the views below point into them
+    keys.push_back(keys_for(Kind::kDates, concert));
     for (const domain::ScheduleDate& date : *dates->value) {
-        co_await expect<domain::ScheduleUsage>(Kind::kUsage, date.id);
+        // Only a local copy is checked through the barrier, as in expect().
+        if (local_get<domain::ScheduleUsage>(date.id)) {
+            keys.push_back(keys_for(Kind::kUsage, date.id));
+        }
     }
+    std::vector<ReadBarrier::VersionKeys> expected;
+    expected.reserve(keys.size());
+    for (const Keys& key : keys) expected.push_back({key.version(), key.value()});
+    co_await barrier_.expect_versions(expected);
 }
 
 boost::asio::awaitable<void> RedisCatalogCache::put_schedules(
