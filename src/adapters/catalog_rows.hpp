@@ -1,8 +1,11 @@
-// Catalog rows read the same way from any SQL database (PostgreSQL, MariaDB): `Rows` is the
-// adapter's result type with rows(), is_null(), text(), int64() and optional_int64().
+// Catalog rows read the same way from any SQL database: `Rows` is the adapter's result type
+// (PostgreSQL, MariaDB) with rows(), is_null(), text(), int64() and optional_int64(); SQLite steps
+// its statement and adds each row with add_usage_row.
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "domain/types.hpp"
@@ -24,21 +27,31 @@ std::vector<domain::ScheduleDate> read_schedule_dates(const Rows& rows) {
     return dates;
 }
 
+// One row of (schedule id, seat status, hold_expires_at ms) in schedule order, status none for a
+// schedule without taken seats, into the schedules' usages.
+inline void add_usage_row(std::vector<domain::ScheduleUsage>& usages, domain::ScheduleId id,
+                          std::optional<std::string_view> status,
+                          std::optional<std::int64_t> hold_expires_at) {
+    if (usages.empty() || usages.back().schedule_id != id) usages.push_back({id, 0, {}});
+    if (!status) return;
+    auto& usage = usages.back();
+    if (*status == "SOLD") {
+        ++usage.sold_seats;
+    } else if (hold_expires_at) {
+        usage.hold_expiries.push_back(
+            domain::TimePoint(std::chrono::milliseconds(*hold_expires_at)));
+    }
+}
+
 // Rows of (schedule id, seat status, hold_expires_at ms) ordered by schedule, one per
 // non-available seat (status NULL: a schedule with none) → each schedule's usage.
 template <class Rows>
 std::vector<domain::ScheduleUsage> read_schedule_usage(const Rows& rows) {
     std::vector<domain::ScheduleUsage> usages;
     for (int row = 0; row < rows.rows(); ++row) {
-        const domain::ScheduleId id = rows.int64(row, 0);
-        if (usages.empty() || usages.back().schedule_id != id) usages.push_back({id, 0, {}});
-        if (rows.is_null(row, 1)) continue;
-        auto& usage = usages.back();
-        if (rows.text(row, 1) == "SOLD") {
-            ++usage.sold_seats;
-        } else if (auto expiry = rows.optional_int64(row, 2)) {
-            usage.hold_expiries.push_back(domain::TimePoint(std::chrono::milliseconds(*expiry)));
-        }
+        std::optional<std::string_view> status;
+        if (!rows.is_null(row, 1)) status = rows.text(row, 1);
+        add_usage_row(usages, rows.int64(row, 0), status, rows.optional_int64(row, 2));
     }
     return usages;
 }

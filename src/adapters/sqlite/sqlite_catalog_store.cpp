@@ -1,5 +1,6 @@
 #include "adapters/sqlite/sqlite_catalog_store.hpp"
 
+#include "adapters/catalog_rows.hpp"
 #include "adapters/sqlite/sqlite_rows.hpp"
 
 namespace concertd::sqlite {
@@ -50,15 +51,9 @@ app::Task<std::vector<ScheduleUsage>> SqliteCatalogStore::schedule_usage(
             query->reset();
             query->bind(1, schedule);
             while (query->step()) {
-                if (usages.empty() || usages.back().schedule_id != schedule) {
-                    usages.push_back({schedule, 0, {}});
-                }
-                if (query->column_is_null(1)) continue;
-                if (query->column_text(1) == "SOLD") {
-                    ++usages.back().sold_seats;
-                } else if (auto expiry = query->column_optional_int64(2)) {
-                    usages.back().hold_expiries.push_back(from_millis(*expiry));
-                }
+                std::optional<std::string_view> status;
+                if (!query->column_is_null(1)) status = query->column_text(1);
+                adapters::add_usage_row(usages, schedule, status, query->column_optional_int64(2));
             }
         }
         return usages;
