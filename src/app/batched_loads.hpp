@@ -6,7 +6,8 @@
 // them. So a load a reader gets always started after the reader asked, and sees every write
 // answered before (docs/caching.md's rule holds as for a load of its own), and however many
 // readers miss at once, a thread has at most one load in flight and one queued: the database
-// work does not grow with the readers while it is slow.
+// work does not grow with the readers while it is slow. The runner stores what it found (the
+// cache write) after handing the turn on: the next load does not wait for it.
 //
 // Each key comes with the cache generation its reader looked up before asking; a key asked twice
 // keeps the newer one (generations only grow, and both were seen before the load began).
@@ -35,8 +36,11 @@ public:
 
     // `load(const Generations&)` returns Task<Found>. Runs it for `asked`, or joins the next
     // load of this thread; `*shared` tells which. A load's exception reaches all its readers.
-    template <class Load>
-    Task<std::shared_ptr<const Found>> get(const Generations& asked, Load load, bool& shared) {
+    // The reader that ran the load then awaits `store(keys, found)` (a Task<void>) with the keys
+    // of every reader of its round.
+    template <class Load, class Store>
+    Task<std::shared_ptr<const Found>> get(const Generations& asked, Load load, Store store,
+                                           bool& shared) {
         auto& state = thread_state();
         shared = false;
         const auto executor = co_await boost::asio::this_coro::executor;
@@ -44,7 +48,7 @@ public:
             state.running = true;
             auto round = std::make_shared<Round>(executor);
             round->add(asked);
-            co_return co_await run(*round, load);
+            co_return co_await run_and_store(*round, load, store);
         }
         const bool runs_next = !state.next;
         if (runs_next) state.next = std::make_shared<Round>(executor);
@@ -52,7 +56,7 @@ public:
         round->add(asked);
         if (runs_next) {
             co_await RoundSignals::wait(round->go);  // the running load has ended: this one runs now
-            co_return co_await run(*round, load);
+            co_return co_await run_and_store(*round, load, store);
         }
         shared = true;
         co_await RoundSignals::wait(round->done);
@@ -104,6 +108,13 @@ private:
         round.done.cancel();
         if (round.error) std::rethrow_exception(round.error);
         co_return round.found;
+    }
+
+    template <class Load, class Store>
+    Task<std::shared_ptr<const Found>> run_and_store(Round& round, Load& load, Store& store) {
+        auto found = co_await run(round, load);  // the turn is handed on
+        co_await store(round.keys, *found);
+        co_return found;
     }
 
     State& thread_state() { return state_.get(); }

@@ -38,40 +38,45 @@ Task<void> put_or_skip(Put put) {
 template <class Value, class Key, class Fetch, class Put>
 Task<std::shared_ptr<const Value>> load_on_miss(SharedLoads<Key, std::shared_ptr<const Value>>& loads,
                                                 Key key, Fetch fetch, Put put, AppStats& stats) {
+    using Loaded = std::shared_ptr<const Value>;
     bool shared = false;
     auto value = co_await loads.get(
         key,
-        [&]() -> Task<std::shared_ptr<const Value>> {
+        [&]() -> Task<Loaded> {
             auto loaded = co_await fetch();
             if (!loaded) co_return nullptr;
-            auto fresh = std::make_shared<const Value>(std::move(*loaded));
-            co_await put_or_skip([&] { return put(fresh); });
-            co_return fresh;
+            co_return std::make_shared<const Value>(std::move(*loaded));
+        },
+        [&](const Loaded& fresh) -> Task<void> {
+            if (fresh) co_await put_or_skip([&] { return put(fresh); });
         },
         shared);
     if (shared) stats.cache_loads_shared.add();
     co_return value;
 }
 
-// One query for all the keys, then one put for all it found, each under the generation looked
-// up before the load.
+// One query for all the keys.
 Task<UsageLoads::Found> load_usage(Ports& ports, const UsageLoads::Generations& keys) {
     std::vector<ScheduleId> ids;
     ids.reserve(keys.size());
     for (const auto& [id, generation] : keys) ids.push_back(id);
     auto rows = co_await ports.catalog.schedule_usage(std::move(ids));
     UsageLoads::Found found;
-    std::vector<UsagePut> puts;
-    puts.reserve(rows.size());
     for (auto& row : rows) {
-        const auto asked = keys.find(row.schedule_id);
-        if (asked == keys.end()) continue;
-        auto usage = std::make_shared<const ScheduleUsage>(std::move(row));
-        puts.push_back({asked->first, usage, asked->second});
-        found.emplace(asked->first, std::move(usage));
+        const ScheduleId id = row.schedule_id;
+        if (!keys.contains(id)) continue;
+        found.emplace(id, std::make_shared<const ScheduleUsage>(std::move(row)));
     }
-    co_await put_or_skip([&] { return ports.cache.put_usage(puts); });
     co_return found;
+}
+
+// One put for all a usage load found, each under the generation looked up before the load.
+Task<void> store_usage(Ports& ports, const UsageLoads::Generations& keys,
+                       const UsageLoads::Found& found) {
+    std::vector<UsagePut> puts;
+    puts.reserve(found.size());
+    for (const auto& [id, usage] : found) puts.push_back({id, usage, keys.at(id)});
+    co_await put_or_skip([&] { return ports.cache.put_usage(puts); });
 }
 
 }  // namespace
@@ -137,7 +142,11 @@ Task<std::vector<std::shared_ptr<const ScheduleUsage>>> CatalogService::usage_of
     loaded = true;
     bool shared = false;
     const auto found = co_await loads_->usage.get(
-        asked, [&](const UsageLoads::Generations& keys) { return load_usage(ports_, keys); }, shared);
+        asked, [&](const UsageLoads::Generations& keys) { return load_usage(ports_, keys); },
+        [&](const UsageLoads::Generations& keys, const UsageLoads::Found& loaded) {
+            return store_usage(ports_, keys, loaded);
+        },
+        shared);
     if (shared) ports_.stats.cache_loads_shared.add();
     for (std::size_t i = 0; i < schedules.size(); ++i) {
         if (usages[i]) continue;

@@ -6,7 +6,8 @@
 // before (docs/caching.md's rule holds as for a load of its own). A hot key (every hold
 // invalidates its schedule's seat map) then costs at most one load in flight and one queued
 // per thread, however many readers miss at once, instead of one load (and one pool
-// connection) per reader.
+// connection) per reader. The runner stores its value (the cache write) after handing the turn
+// on: the next load does not wait for it.
 //
 // State is per OS thread (one thread per io_context, this codebase's rule): no lock, and a
 // hit never touches it.
@@ -29,14 +30,15 @@ class SharedLoads {
 public:
     // `load()` returns Task<Value>. Runs it, or waits for a load of `key` that starts after
     // this call; `*shared` tells which. A load's exception reaches every reader sharing it.
-    template <class Load>
-    Task<Value> get(Key key, Load load, bool& shared) {
+    // The reader that ran the load then awaits `store(value)` (a Task<void>).
+    template <class Load, class Store>
+    Task<Value> get(Key key, Load load, Store store, bool& shared) {
         auto& slots = thread_slots();
         auto found = slots.find(key);
         shared = false;
         if (found == slots.end()) {
             slots[key];
-            co_return co_await run(key, load, nullptr);
+            co_return co_await run_and_store(key, load, store, nullptr);
         }
         auto& slot = found->second;
         const bool runs_next = !slot.next;
@@ -44,7 +46,7 @@ public:
         auto round = slot.next;
         if (runs_next) {
             co_await RoundSignals::wait(round->go);  // the running load has ended: this round is the running one
-            co_return co_await run(key, load, round);
+            co_return co_await run_and_store(key, load, store, round);
         }
         shared = true;
         co_await RoundSignals::wait(round->done);
@@ -98,6 +100,13 @@ private:
         }
         if (error) std::rethrow_exception(error);
         co_return std::move(*value);
+    }
+
+    template <class Load, class Store>
+    Task<Value> run_and_store(Key key, Load& load, Store& store, std::shared_ptr<Round> round) {
+        auto value = co_await run(key, load, std::move(round));  // the turn is handed on
+        co_await store(value);
+        co_return value;
     }
 
     Slots& thread_slots() { return slots_.get(); }

@@ -47,6 +47,22 @@ struct SlowDatabase {
     }
 };
 
+// A cache that takes `latency` to store what a load found, and notes what each store was given
+// and how many loads had begun by its end.
+struct SlowCache {
+    const SlowDatabase& db;
+    std::chrono::milliseconds latency = 0ms;
+    std::vector<Loads::Generations> stored;
+    std::vector<std::size_t> loads_begun_at_store_end;
+
+    Task<void> put(Loads::Generations keys, Loads::Found found) {
+        co_await sleep_for(latency);
+        EXPECT_LE(found.size(), keys.size());
+        stored.push_back(std::move(keys));
+        loads_begun_at_store_end.push_back(db.loads.size());
+    }
+};
+
 struct Answer {
     std::shared_ptr<const Loads::Found> found;
     bool shared = false;
@@ -64,7 +80,11 @@ protected:
             for (int key : keys) asked.emplace(key, generation);
             try {
                 answer.found = co_await loads_.get(
-                    asked, [this](const Loads::Generations& k) { return db_.load(k); }, answer.shared);
+                    asked, [this](const Loads::Generations& k) { return db_.load(k); },
+                    [this](const Loads::Generations& k, const Loads::Found& f) {
+                        return cache_.put(k, f);
+                    },
+                    answer.shared);
             } catch (const std::runtime_error&) {
                 answer.failed = true;
             }
@@ -73,6 +93,7 @@ protected:
 
     asio::io_context io_;
     SlowDatabase db_;
+    SlowCache cache_{db_};
     Loads loads_;
 };
 
@@ -93,6 +114,21 @@ TEST_F(BatchedLoadsTest, MissesDuringALoadShareTheNextOneWithAllTheirKeys) {
     EXPECT_TRUE(answers[3].shared);
     EXPECT_EQ(answers[3].found->count(4), 1u);
     EXPECT_EQ(answers[3].found->count(0), 0u) << "a key not found is absent";
+}
+
+// The cache write is not the database's turn: the readers waiting for the next load do not wait
+// for the last one to be stored. Its runner stores it, with the keys of all its readers.
+TEST_F(BatchedLoadsTest, TheNextLoadBeginsWhileTheLastOneIsStored) {
+    cache_.latency = 30ms;
+    std::vector<Answer> answers(3);
+    reader({1}, 0ms, answers[0]);  // loads from 0 to 20 ms, stores from 20 to 50 ms
+    reader({2}, 5ms, answers[1]);
+    reader({3}, 6ms, answers[2], 4);
+    io_.run();
+    EXPECT_EQ(cache_.loads_begun_at_store_end, (std::vector<std::size_t>{2, 2}))
+        << "the second load began at 20 ms, before the first store ended at 50 ms";
+    ASSERT_EQ(cache_.stored.size(), 2u) << "one store per load, by its runner";
+    EXPECT_EQ(cache_.stored[1], (Loads::Generations{{2, 1}, {3, 4}}));
 }
 
 // The rule of docs/caching.md: a write that answered before a reader asked must be in its answer,

@@ -48,6 +48,19 @@ struct Answer {
     bool failed = false;
 };
 
+// A cache that takes `latency` to store a value, and notes how many loads had begun by the end of
+// each store.
+struct SlowCache {
+    const SlowDatabase& db;
+    std::chrono::milliseconds latency = 0ms;
+    std::vector<int> loads_begun_at_store_end;
+
+    Task<void> put(int) {
+        co_await sleep_for(latency);
+        loads_begun_at_store_end.push_back(db.loads);
+    }
+};
+
 class SharedLoadsTest : public ::testing::Test {
 protected:
     // Starts a reader of `key` after `delay` on the test's io_context.
@@ -55,7 +68,10 @@ protected:
         asio::co_spawn(io_, [this, key, delay, &answer]() -> Task<void> {
             co_await sleep_for(delay);
             try {
-                answer.value = co_await loads_.get(key, [this] { return db_.load(); }, answer.shared);
+                answer.value = co_await loads_.get(
+                    key, [this] { return db_.load(); },
+                    [this](int value) { return cache_.put(value); },
+                    answer.shared);
             } catch (const std::runtime_error&) {
                 answer.failed = true;
             }
@@ -64,6 +80,7 @@ protected:
 
     asio::io_context io_;
     SlowDatabase db_;
+    SlowCache cache_{db_};
     SharedLoads<int, int> loads_;
 };
 
@@ -77,6 +94,20 @@ TEST_F(SharedLoadsTest, MissesDuringALoadShareTheNextOne) {
     EXPECT_FALSE(answers[1].shared) << "the first of the next round runs its load";
     for (std::size_t i = 2; i < answers.size(); ++i) EXPECT_TRUE(answers[i].shared) << i;
     for (const auto& a : answers) EXPECT_EQ(a.value, 0);
+}
+
+// The cache write is not the database's turn: the readers waiting for the next load do not wait
+// for the last one to be stored. Only a load's runner stores it.
+TEST_F(SharedLoadsTest, TheNextLoadBeginsWhileTheLastOneIsStored) {
+    cache_.latency = 30ms;
+    Answer first, runner, sharer;
+    reader(1, 0ms, first);  // loads from 0 to 20 ms, stores from 20 to 50 ms
+    reader(1, 5ms, runner);
+    reader(1, 6ms, sharer);
+    io_.run();
+    EXPECT_EQ(cache_.loads_begun_at_store_end, (std::vector<int>{2, 2}))
+        << "the second load began at 20 ms, before the first store ended at 50 ms";
+    EXPECT_TRUE(sharer.shared);
 }
 
 TEST_F(SharedLoadsTest, AReaderNeverGetsALoadThatStartedBeforeIt) {
