@@ -1,7 +1,7 @@
-// The keys a database advisory lock (PostgreSQL, MySQL) holds, or is asking its database for, in
-// this process. A waiter whose key is claimed here waits without asking too: however many local
-// waiters a key has, at most one try of it is in flight per process, so a crowd on a few keys
-// does not queue on the lock's connection pool.
+// The keys a lock (PostgreSQL or MySQL advisory locks, the Redis lock) holds, or is asking its
+// server for, in this process. A waiter whose key is claimed here waits without asking too:
+// however many local waiters a key has, at most one try of it is in flight per process, so a
+// crowd on a few keys neither queues on the lock's connection pool nor polls Redis.
 #pragma once
 
 #include <mutex>

@@ -174,23 +174,29 @@ boost::asio::awaitable<std::optional<app::LockLease>> RedisLock::acquire(
     const auto deadline = std::chrono::steady_clock::now() + wait;
     std::chrono::milliseconds backoff = kBackoffFirst;
     for (;;) {
-        std::optional<std::uint64_t> fence;
-        try {
-            fence = co_await try_acquire(key, owner);
-        } catch (...) {
-            // No answer: the SET may still run in Redis later, for an owner nobody releases.
-            abandoned_.add(executor, lock_key(key), owner);
-            throw;
-        }
-        if (fence) {
-            auto renewal = std::make_shared<Renewal>(executor, lock_key(key), owner);
-            {
-                std::lock_guard guard(mutex_);
-                held_[owner] = renewal;
+        // Held or being tried by this process: Redis would say no, or is being asked already;
+        // wait for this process's release (which wakes one waiter) or the next backoff.
+        if (auto claim = claims_.claim(key)) {
+            std::optional<std::uint64_t> fence;
+            try {
+                fence = co_await try_acquire(key, owner);
+            } catch (...) {
+                // No answer: the SET may still run in Redis later, for an owner nobody releases.
+                abandoned_.add(executor, lock_key(key), owner);
+                throw;
             }
-            // On this io_context: the renewer never changes thread either.
-            asio::co_spawn(executor, renew(client_, std::move(renewal), lease_), asio::detached);
-            co_return app::LockLease{std::move(key), owner, *fence};
+            if (fence) {
+                claim->keep();  // until release()
+                auto renewal = std::make_shared<Renewal>(executor, lock_key(key), owner);
+                {
+                    std::lock_guard guard(mutex_);
+                    held_[owner] = renewal;
+                }
+                // On this io_context: the renewer never changes thread either.
+                asio::co_spawn(executor, renew(client_, std::move(renewal), lease_),
+                               asio::detached);
+                co_return app::LockLease{std::move(key), owner, *fence};
+            }
         }
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline) co_return std::nullopt;
@@ -206,6 +212,7 @@ boost::asio::awaitable<std::optional<app::LockLease>> RedisLock::acquire(
 
 boost::asio::awaitable<std::optional<std::uint64_t>> RedisLock::try_acquire(
     const std::string& key, const std::string& owner) {
+    tries_.fetch_add(1, std::memory_order_relaxed);
     const RedisReply reply = co_await client_.eval(
         acquire_script(), {lock_key(key), fence_key(key)},
         {owner, std::to_string(lease_.count()),
@@ -293,11 +300,17 @@ boost::asio::awaitable<void> RedisLock::release(app::LockLease lease) {
             held_.erase(it);
         }
     }
-    if (renewal) stop(renewal);
+    // The key stays claimed here until Redis has deleted it: a local waiter asks only then.
+    std::optional<adapters::LocalClaims::Claim> claim;
+    if (renewal) {
+        stop(renewal);
+        claim.emplace(claims_, lease.key);
+    }
+    bool deleted = false;
     try {
         const RedisReply reply =
             co_await client_.eval(release_script(), {redis_key}, {lease.owner});
-        if (reply.type == RedisReply::Type::kInteger && reply.integer == 1) wake_one(lease.key);
+        deleted = reply.type == RedisReply::Type::kInteger && reply.integer == 1;
         if (reply.is_error()) {
             spdlog::warn("redis lock: release of {} failed: {}", redis_key, reply.text);
         }
@@ -306,6 +319,8 @@ boost::asio::awaitable<void> RedisLock::release(app::LockLease lease) {
         spdlog::warn("redis lock: release of {} failed: {}", redis_key, error.what());
         abandoned_.add(executor, redis_key, lease.owner);
     }
+    claim.reset();  // before the wake: the woken waiter must find the key free here
+    if (deleted || renewal) wake_one(lease.key);
 }
 
 void RedisLock::wake_one(const std::string& key) {

@@ -22,7 +22,9 @@
 //   granted to someone else is left alone), and never throws: if Redis does not answer, the
 //   release goes to AbandonedLeases too (retried once it answers; else the lease runs out).
 // - Waiting retries with jittered exponential backoff (kBackoffFirst doubling to kBackoffMax);
-//   a release in this process wakes one local waiter of that key at once. No FIFO among
+//   a release in this process wakes one local waiter of that key at once. A key this process
+//   holds or is trying is not tried again until that is over (adapters/local_claims.hpp): a
+//   crowd of local waiters sends one try per key at a time, not one per waiter. No FIFO among
 //   waiters. acquire() returns nullopt once `wait` has run out (it may overrun by one round
 //   trip); it throws domain::DependencyUnavailable when Redis cannot be reached.
 // - Thread-safe; release() may come from any io_context.
@@ -36,6 +38,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
@@ -46,6 +49,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "adapters/local_claims.hpp"
 #include "adapters/redis/abandoned_leases.hpp"
 #include "adapters/redis/redis_client.hpp"
 #include "app/ports/distributed_lock.hpp"
@@ -81,6 +85,8 @@ public:
 
     // Leases granted here and not released (for tests and metrics).
     std::size_t held_count() const;
+    // Tries sent to Redis (for tests).
+    std::uint64_t tries() const { return tries_.load(std::memory_order_relaxed); }
     // Acquires given up on whose release is still being tried (for tests).
     std::size_t abandoned_count() const { return abandoned_.size(); }
     // Tests: stops renewing `lease` without releasing it, as if its holder had stalled. The
@@ -111,6 +117,9 @@ private:
     mutable std::mutex mutex_;  // guards held_ and waiters_; never held across a co_await
     std::unordered_map<std::string, std::shared_ptr<Renewal>> held_;  // by owner
     std::unordered_map<std::string, std::list<std::shared_ptr<LocalWaiter>>> waiters_;  // by key
+
+    adapters::LocalClaims claims_;
+    std::atomic<std::uint64_t> tries_{0};
 
     AbandonedLeases abandoned_;  // last: its destructor stops its sweeper first
 };

@@ -843,6 +843,44 @@ TEST_F(RedisLockTest, AWaiterInTheSameProcessIsWokenByTheRelease) {
     EXPECT_EQ(process.lock.held_count(), 0u);
 }
 
+TEST_F(RedisLockTest, LocalWaitersOfOneKeyAskRedisOnlyWhenItIsFreeHere) {
+    LockProcess process;
+    // A burst that will not wait: one try reaches Redis, the others answer busy here.
+    constexpr int kBurst = 50;
+    std::vector<std::optional<app::LockLease>> burst(kBurst);
+    std::vector<asio::awaitable<void>> tries;
+    for (auto& lease : burst) {
+        tries.push_back([](RedisLock& lock, std::optional<app::LockLease>& out)
+                            -> asio::awaitable<void> { out = co_await lock.acquire("seat:5:5", 0ms); }(
+            process.lock, lease));
+    }
+    run_all(process.io, std::move(tries));
+    EXPECT_EQ(std::ranges::count_if(burst, [](const auto& lease) { return lease.has_value(); }),
+              1);
+    EXPECT_EQ(process.lock.tries(), 1u);
+    for (const auto& lease : burst) {
+        if (lease) process.release(*lease);
+    }
+    // A crowd that waits: each gets the key in turn, with one try each.
+    constexpr int kCrowd = 40;
+    int granted = 0;
+    std::vector<asio::awaitable<void>> crowd;
+    for (int i = 0; i < kCrowd; ++i) {
+        crowd.push_back([](RedisLock& lock, int& count) -> asio::awaitable<void> {
+            const auto lease = co_await lock.acquire("seat:5:5", 10s);
+            if (!lease) co_return;
+            ++count;
+            co_await sleep_for(1ms);
+            co_await lock.release(*lease);
+        }(process.lock, granted));
+    }
+    run_all(process.io, std::move(crowd));
+    EXPECT_EQ(granted, kCrowd);
+    EXPECT_EQ(process.lock.tries(), 1u + kCrowd);
+    EXPECT_EQ(process.lock.held_count(), 0u);
+    EXPECT_EQ(process.command({"EXISTS", RedisLock::kDefaultKeyPrefix + "l:seat:5:5"}).integer, 0);
+}
+
 // --- the cache -----------------------------------------------------------------------------------
 
 domain::SeatMap seat_map_of(domain::ScheduleId schedule, int seats, domain::Won price = 10'000) {
