@@ -851,8 +851,9 @@ TEST_F(RedisLockTest, LocalWaitersOfOneKeyAskRedisOnlyWhenItIsFreeHere) {
     std::vector<asio::awaitable<void>> tries;
     for (auto& lease : burst) {
         tries.push_back([](RedisLock& lock, std::optional<app::LockLease>& out)
-                            -> asio::awaitable<void> { out = co_await lock.acquire("seat:5:5", 0ms); }(
-            process.lock, lease));
+                            -> asio::awaitable<void> {
+            out = co_await lock.acquire("seat:5:5", 0ms);
+        }(process.lock, lease));
     }
     run_all(process.io, std::move(tries));
     EXPECT_EQ(std::ranges::count_if(burst, [](const auto& lease) { return lease.has_value(); }),
