@@ -15,6 +15,7 @@ SqliteDatabase::SqliteDatabase(std::string path, int reader_count, app::Counter*
     if (!parent.empty()) std::filesystem::create_directories(parent);
     writer_ = std::make_unique<detail::Connection>(path_, detail::Connection::Mode::kWriter);
     apply_migrations(*writer_, kSqliteMigrations);
+    checkpointer_ = std::make_unique<detail::WalCheckpointer>(path_, *writer_);
 }
 
 SqliteDatabase::~SqliteDatabase() { join(); }

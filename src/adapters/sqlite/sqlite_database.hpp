@@ -1,7 +1,8 @@
 // The SQLite file and the threads that touch it. SQLite calls block, so they never run on an I/O
 // thread: writes go to one writer thread with the only writing connection (SQLite allows one
 // writer at a time anyway), reads to a few reader threads with their own connections (WAL lets
-// them read while the writer writes). Callers co_await the result on their own executor.
+// them read while the writer writes), WAL checkpoints to a thread of their own (WalCheckpointer).
+// Callers co_await the result on their own executor.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "adapters/sqlite/detail/sqlite_connection.hpp"
+#include "adapters/sqlite/detail/wal_checkpointer.hpp"
 #include "app/stats.hpp"
 
 namespace concertd::sqlite {
@@ -119,6 +121,7 @@ private:
     std::string path_;
     app::Counter* round_trips_ = nullptr;
     std::unique_ptr<detail::Connection> writer_;
+    std::unique_ptr<detail::WalCheckpointer> checkpointer_;  // after writer_: unhooks before it
     std::mutex readers_mutex_;
     std::vector<std::unique_ptr<detail::Connection>> idle_readers_;
     boost::asio::thread_pool writer_pool_{1};

@@ -71,7 +71,8 @@ private:
 
 class Connection {
 public:
-    enum class Mode { kWriter, kReader };
+    // kCheckpointer: read-write, for WAL checkpoints only (WalCheckpointer).
+    enum class Mode { kWriter, kReader, kCheckpointer };
     Connection(const std::string& path, Mode mode);
     ~Connection();
     Connection(const Connection&) = delete;
@@ -84,6 +85,8 @@ public:
     // sqlite3_changes64: rows changed by the last statement.
     std::int64_t changes() const { return sqlite3_changes64(db_); }
     std::int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+    // The raw handle, for the C API calls this wrapper does not name (sqlite3_wal_hook).
+    sqlite3* handle() { return db_; }
 
 private:
     sqlite3* db_ = nullptr;
