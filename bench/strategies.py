@@ -65,9 +65,9 @@ class Settings:
         self.low_connections = 64
         self.high_connections = 10_000              # holds on one 50-seat schedule
         self.hot_connections = 1_000                # one hot wallet; the payment storm
-        self.hold_low = 4_000 if quick else 30_000  # fixed work: holds of fresh seats
+        self.hold_low = 4_000 if quick else 15_000  # fixed work: holds of fresh seats
         self.charge_users = 2_000 if quick else 10_000
-        self.pay_low = 1_000 if quick else 8_000
+        self.pay_low = 1_000 if quick else 5_000
         self.pay_high_users = 100 if quick else 800
         self.pay_high_copies = 20
         self.backends = ("pg-redis",) if quick else ("pg-redis", "pg", "mariadb")
