@@ -8,12 +8,10 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
+#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "adapters/sqlite/detail/sqlite_connection.hpp"
 
@@ -38,7 +36,7 @@ public:
 
 private:
     static int on_commit(void* self, sqlite3* db, const char* schema, int frames);
-    void run();
+    void checkpoint_in_background();
 
     Connection& writer_;
     std::unique_ptr<Connection> connection_;  // used only by thread_
@@ -46,11 +44,8 @@ private:
     const int inline_frames_;
     std::atomic<std::int64_t> background_{0};
     std::atomic<std::int64_t> inline_{0};
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    bool wanted_ = false;
-    bool stopping_ = false;
-    std::thread thread_;
+    std::atomic<bool> queued_{false};  // one background checkpoint waits at a time
+    boost::asio::thread_pool thread_{1};
 };
 
 }  // namespace concertd::sqlite::detail
